@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs the local toolchain into ignored folders of the repo, only what is missing.
+#   infra/bootstrap.sh lambda dynamodb      # what `make dev` needs
+#   infra/bootstrap.sh lambda dynamodb sam  # what `make test` needs
+# Everything lands under .tools/ so a fresh clone needs nothing installed by hand.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+venv="$tools/venv"
+mkdir -p "$tools"
+
+DYNAMODB_SIMULATOR_VERSION=2.9.30
+CARGO_LAMBDA_VERSION=1.9.2
+SAM_CLI_VERSION=1.170.0
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+ensure_venv() {
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating Python venv in .tools/venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+  fi
+}
+
+install_lambda() {
+  if [ -x "$venv/bin/cargo-lambda" ]; then return; fi
+  ensure_venv
+  say "installing cargo-lambda $CARGO_LAMBDA_VERSION (pip, ~30 s)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+}
+
+install_dynamodb() {
+  if [ -f "$tools/dynamodb/DynamoDBLocal.jar" ]; then return; fi
+  say "fetching DynamoDB Local from npm amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION (~54 MB)"
+  local tmp
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION" >/dev/null \
+     && tar xzf "amplify-dynamodb-simulator-$DYNAMODB_SIMULATOR_VERSION.tgz" package/emulator)
+  rm -rf "$tools/dynamodb"
+  mv "$tmp/package/emulator" "$tools/dynamodb"
+  rm -rf "$tmp"
+}
+
+install_sam() {
+  if [ -x "$venv/bin/sam" ] && [ -x "$venv/bin/cfn-lint" ]; then return; fi
+  ensure_venv
+  say "installing AWS SAM CLI $SAM_CLI_VERSION and cfn-lint (pip, ~80 s)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION" cfn-lint
+}
+
+for component in "$@"; do
+  case "$component" in
+    lambda) install_lambda ;;
+    dynamodb) install_dynamodb ;;
+    sam) install_sam ;;
+    *) echo "unknown component: $component" >&2; exit 2 ;;
+  esac
+done
