@@ -1,1 +1,77 @@
+//! The admin provisioning function, invoked directly (never routed): IAM on
+//! `lambda:InvokeFunction` is the admin gate. The event is
+//! `{"action": "...", ...}`; invalid input fails the invocation with a clear
+//! `errorType` and message, and writes nothing.
 
+mod actions;
+mod error;
+mod view;
+
+use lambda_runtime::{Error, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use fleetgate_api::audit::AuditLog;
+use fleetgate_api::dynamo::{ConfigError, env_var};
+use fleetgate_api::keys::KeyStore;
+use fleetgate_scopes::Environment;
+
+pub use error::ProvisionError;
+pub use view::KeyView;
+
+/// Every action the provisioner understands.
+pub const ACTIONS: [&str; 5] = ["create_key", "list_keys", "get_key", "revoke_key", "rotate_key"];
+
+/// What the function keeps across invocations.
+pub struct State {
+    pub keys: KeyStore,
+    pub audit: AuditLog,
+    /// The environment this deployment issues keys for (and its authorizer accepts).
+    pub environment: Environment,
+}
+
+impl State {
+    pub async fn from_env() -> Result<State, Error> {
+        let environment = env_var("FLEETGATE_ENVIRONMENT")?
+            .parse()
+            .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
+        let client = fleetgate_api::dynamo::client().await;
+        Ok(State { keys: KeyStore::from_env(client.clone())?, audit: AuditLog::from_env(client)?, environment })
+    }
+}
+
+#[tracing::instrument(name = "provisioner", skip_all, fields(request_id = %event.context.request_id))]
+pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, ProvisionError> {
+    let request_id = event.context.request_id;
+    let Value::Object(mut args) = event.payload else {
+        return Err(ProvisionError::InvalidRequest("the event must be a JSON object with an \"action\" field".into()));
+    };
+    let action = match args.remove("action") {
+        Some(Value::String(action)) => action,
+        _ => {
+            let valid = ACTIONS.join(", ");
+            return Err(ProvisionError::InvalidRequest(format!("\"action\" is required; valid actions are: {valid}")));
+        }
+    };
+    let args = Value::Object(args);
+    let result = match action.as_str() {
+        "create_key" => actions::create_key(state, parse(args)?, &request_id).await,
+        "list_keys" => actions::list_keys(state, parse(args)?, &request_id).await,
+        "get_key" => actions::get_key(state, parse(args)?, &request_id).await,
+        "revoke_key" => actions::revoke_key(state, parse(args)?, &request_id).await,
+        "rotate_key" => actions::rotate_key(state, parse(args)?, &request_id).await,
+        other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),
+    };
+    match &result {
+        Ok(_) => tracing::info!(action = %action, "provisioning action done"),
+        Err(err) if matches!(err, ProvisionError::Internal(_) | ProvisionError::Unavailable(_)) => {
+            tracing::error!(action = %action, code = err.code(), error = ?err, "provisioning action failed")
+        }
+        Err(err) => tracing::info!(action = %action, code = err.code(), "provisioning action refused"),
+    }
+    result
+}
+
+fn parse<T: DeserializeOwned>(args: Value) -> Result<T, ProvisionError> {
+    serde_json::from_value(args).map_err(|e| ProvisionError::InvalidRequest(e.to_string()))
+}

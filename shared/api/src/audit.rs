@@ -1,0 +1,112 @@
+//! The append-only audit trail: one item per write request or provisioning action.
+//!
+//! Items are only ever put with `attribute_not_exists`, and where an action
+//! changes data, the audit put rides in the same DynamoDB transaction, so no
+//! change can exist without its record.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+use fleetgate_scopes::TenantId;
+
+use crate::dynamo::{ConfigError, DbError, env_var};
+use crate::keys::new_public_id;
+use crate::timestamp::Timestamp;
+
+/// How long audit items live by default (DynamoDB TTL), in days.
+pub const DEFAULT_RETENTION_DAYS: i64 = 400;
+
+/// One audit record, as stored and as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Partition key.
+    pub tenant_id: TenantId,
+    /// Sort key: `<at>#<audit id>`, so a tenant's trail reads in time order.
+    pub sk: String,
+    pub at: Timestamp,
+    /// The key that made the request; `None` for an admin's provisioning action.
+    pub key_id: Option<String>,
+    /// e.g. `create_key`, `POST /vehicles`.
+    pub action: String,
+    pub resource_id: Option<String>,
+    /// `ok`, or the problem code of a refused request.
+    pub outcome: String,
+    pub request_id: String,
+    /// DynamoDB TTL attribute (epoch seconds).
+    pub expires_at_epoch: i64,
+}
+
+impl AuditRecord {
+    pub fn new(
+        tenant_id: TenantId,
+        key_id: Option<String>,
+        action: impl Into<String>,
+        resource_id: Option<String>,
+        outcome: impl Into<String>,
+        request_id: impl Into<String>,
+        retention_days: i64,
+    ) -> AuditRecord {
+        let at = Timestamp::now();
+        AuditRecord {
+            sk: format!("{at}#{}", new_public_id("aud_")),
+            tenant_id,
+            at,
+            key_id,
+            action: action.into(),
+            resource_id,
+            outcome: outcome.into(),
+            request_id: request_id.into(),
+            expires_at_epoch: at.plus(time::Duration::days(retention_days)).unix_seconds(),
+        }
+    }
+}
+
+/// Writes audit records to the audit table (`AUDIT_TABLE`).
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    client: Client,
+    table: String,
+    retention_days: i64,
+}
+
+impl AuditLog {
+    pub fn new(client: Client, table: String) -> AuditLog {
+        AuditLog { client, table, retention_days: DEFAULT_RETENTION_DAYS }
+    }
+
+    pub fn from_env(client: Client) -> Result<AuditLog, ConfigError> {
+        let mut log = AuditLog::new(client, env_var("AUDIT_TABLE")?);
+        if let Some(days) = std::env::var("AUDIT_RETENTION_DAYS").ok().and_then(|d| d.parse().ok()) {
+            log.retention_days = days;
+        }
+        Ok(log)
+    }
+
+    pub fn retention_days(&self) -> i64 {
+        self.retention_days
+    }
+
+    /// The put of `record`, to include in a transaction with the change it records.
+    pub fn put_item(&self, record: &AuditRecord) -> Result<TransactWriteItem, DbError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(record)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(|e| DbError::Failed(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Appends a record on its own (for actions that change nothing else).
+    pub async fn append(&self, record: &AuditRecord) -> Result<(), DbError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(record)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await?;
+        Ok(())
+    }
+}

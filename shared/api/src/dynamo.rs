@@ -1,0 +1,98 @@
+//! The DynamoDB client (built once per cold start) and the classification of its errors.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// Builds the DynamoDB client from the environment (region, credentials and,
+/// locally, `AWS_ENDPOINT_URL_DYNAMODB`). Call once per cold start.
+///
+/// Timeouts and retries are bounded so that a dead or throttling DynamoDB is
+/// reported (as 503) well inside the Lambda timeout instead of hanging.
+pub async fn client() -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(1_000))
+                .operation_attempt_timeout(Duration::from_millis(1_500))
+                .operation_timeout(Duration::from_millis(4_000))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// A failed DynamoDB call, classified by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Throttled, timed out or unreachable: transient, answer 503 and let the client retry.
+    #[error("DynamoDB is unavailable or throttling")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A condition expression (or a transaction's condition) did not hold.
+    #[error("a DynamoDB condition did not hold")]
+    ConditionFailed,
+    /// Anything else: a bug or a misconfiguration (wrong table name, missing permission).
+    #[error("DynamoDB request failed")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An item did not match its Rust type.
+    #[error("DynamoDB item could not be mapped")]
+    Mapping(#[from] serde_dynamo::Error),
+}
+
+/// Error codes DynamoDB uses for transient trouble on its side.
+const TRANSIENT_CODES: [&str; 6] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "LimitExceededException",
+];
+
+impl<E, R> From<SdkError<E, R>> for DbError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => DbError::Unavailable(Box::new(err)),
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or_default();
+                if code == "ConditionalCheckFailedException" {
+                    return DbError::ConditionFailed;
+                }
+                if code == "TransactionCanceledException" {
+                    // Cancelled by a condition unless DynamoDB says a conflict or throttle caused it.
+                    let message = service.err().message().unwrap_or_default();
+                    if message.contains("ConditionalCheckFailed") {
+                        return DbError::ConditionFailed;
+                    }
+                    return DbError::Unavailable(Box::new(err));
+                }
+                if TRANSIENT_CODES.contains(&code) {
+                    DbError::Unavailable(Box::new(err))
+                } else {
+                    DbError::Failed(Box::new(err))
+                }
+            }
+            _ => DbError::Failed(Box::new(err)),
+        }
+    }
+}
+
+/// Reads a required env var, naming it in the error so a misconfigured stack says what is missing.
+pub fn env_var(name: &str) -> Result<String, ConfigError> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| ConfigError(name.to_owned()))
+}
+
+/// A required environment variable is missing.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} must be set")]
+pub struct ConfigError(pub String);

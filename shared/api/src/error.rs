@@ -1,0 +1,272 @@
+//! The one error type of the HTTP boundary and its RFC 9457 rendering.
+
+use http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use fleetgate_scopes::InsufficientScope;
+
+use crate::dynamo::DbError;
+
+/// Base of every problem `type` URI; the path is the code in kebab case.
+pub const PROBLEM_TYPE_BASE: &str = "https://fleetgate.dev/problems/";
+
+/// How long a client should wait before retrying a 503, in seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// One field that failed validation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Everything an endpoint can answer other than success. Each variant maps to
+/// exactly one status and one stable `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `X-API-Key` header, or no authorizer context outside local mode.
+    #[error("Send an API key in the X-API-Key header.")]
+    MissingApiKey,
+    /// Malformed, bad checksum, unknown, revoked, expired or of another environment:
+    /// deliberately one answer, so a caller learns nothing about which.
+    #[error("The API key is not valid: it may be mistyped, revoked, expired, or meant for another environment.")]
+    InvalidApiKey,
+    /// A valid key without the route's scope.
+    #[error("{0}")]
+    InsufficientScope(#[from] InsufficientScope),
+    /// Query parameter, cursor or JSON syntax the server cannot read.
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// Unknown id, including another tenant's.
+    #[error("No {resource} with that id exists.")]
+    NotFound { resource: &'static str },
+    #[error("{method} is not allowed here; use {allow}.")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("{detail}")]
+    Conflict { detail: String },
+    #[error("The resource has changed since you read it; fetch it again and retry with the new ETag.")]
+    PreconditionFailed,
+    #[error("The request body is larger than {limit} bytes.")]
+    PayloadTooLarge { limit: usize },
+    #[error("Send the request body as application/json.")]
+    UnsupportedMediaType,
+    /// The body parses but breaks the rules; lists every failing field.
+    #[error("The request body failed validation.")]
+    ValidationFailed(Vec<FieldError>),
+    /// DynamoDB throttled or could not be reached: not the caller's fault, retry later.
+    #[error("The service is temporarily unavailable; retry after a short wait.")]
+    ServiceUnavailable(#[source] DbError),
+    /// A bug or an unexpected failure. Its cause goes to the log, never to the client.
+    #[error("Something went wrong on our side. Quote the request_id if you contact support.")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::ValidationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable snake_case code; clients branch on this, not on `title` or `detail`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey => "missing_api_key",
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::ValidationFailed(_) => "validation_failed",
+            ApiError::ServiceUnavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::MissingApiKey => "Missing API key",
+            ApiError::InvalidApiKey => "Invalid API key",
+            ApiError::InsufficientScope(_) => "Insufficient scope",
+            ApiError::BadRequest { .. } => "Bad request",
+            ApiError::NotFound { .. } => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::PreconditionFailed => "Precondition failed",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::ValidationFailed(_) => "Validation failed",
+            ApiError::ServiceUnavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    /// The problem details body (RFC 9457) with Fleetgate's extensions.
+    pub fn to_problem(&self, request_id: &str) -> Value {
+        let mut body = Map::new();
+        body.insert("type".into(), json!(format!("{PROBLEM_TYPE_BASE}{}", self.code().replace('_', "-"))));
+        body.insert("title".into(), json!(self.title()));
+        body.insert("status".into(), json!(self.status().as_u16()));
+        body.insert("detail".into(), json!(self.to_string()));
+        body.insert("code".into(), json!(self.code()));
+        match self {
+            ApiError::InsufficientScope(missing) => {
+                body.insert("required_scopes".into(), json!([missing.required.as_str()]));
+                body.insert("granted_scopes".into(), json!(missing.granted.names()));
+                body.insert("effective_scopes".into(), json!(missing.effective.names()));
+            }
+            ApiError::ValidationFailed(errors) => {
+                body.insert("errors".into(), json!(errors));
+            }
+            _ => {}
+        }
+        body.insert("request_id".into(), json!(request_id));
+        Value::Object(body)
+    }
+
+    /// The full HTTP response: problem+json body and the headers this error calls for.
+    pub fn to_response(&self, request_id: &str) -> Response<Body> {
+        let mut response = Response::builder()
+            .status(self.status())
+            .header(http::header::CONTENT_TYPE, "application/problem+json")
+            .body(Body::Text(self.to_problem(request_id).to_string()))
+            .expect("static status and header names are valid");
+        let headers = response.headers_mut();
+        match self {
+            ApiError::InsufficientScope(missing) => {
+                headers.insert("x-accepted-scopes", HeaderValue::from_static(missing.required.as_str()));
+            }
+            ApiError::ServiceUnavailable(_) => {
+                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::MissingApiKey | ApiError::InvalidApiKey => {
+                headers.insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey header=\"X-API-Key\""));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Unavailable(_) => ApiError::ServiceUnavailable(err),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetgate_scopes::{Scope, ScopeSet};
+
+    fn body_of(response: &Response<Body>) -> Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn insufficient_scope_matches_the_spec_shape() {
+        let granted = ScopeSet::parse_granted(["vehicles:read"]).unwrap();
+        let err = ApiError::from(InsufficientScope {
+            required: Scope::VehiclesWrite,
+            route: "POST /vehicles".into(),
+            effective: granted.effective(),
+            granted,
+        });
+        let response = err.to_response("req-1");
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(response.headers()["x-accepted-scopes"], "vehicles:write");
+        assert_eq!(
+            body_of(&response),
+            json!({
+                "type": "https://fleetgate.dev/problems/insufficient-scope",
+                "title": "Insufficient scope",
+                "status": 403,
+                "detail": "This key lacks vehicles:write, which POST /vehicles requires.",
+                "code": "insufficient_scope",
+                "required_scopes": ["vehicles:write"],
+                "granted_scopes": ["vehicles:read"],
+                "effective_scopes": ["vehicles:read"],
+                "request_id": "req-1"
+            })
+        );
+    }
+
+    #[test]
+    fn unavailable_carries_retry_after_and_hides_the_cause() {
+        let cause = DbError::Unavailable("connection refused to 10.0.0.1:8000 table=keys".into());
+        let response = ApiError::from(cause).to_response("r");
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "2");
+        let body = body_of(&response).to_string();
+        assert!(!body.contains("10.0.0.1") && !body.contains("keys"), "{body}");
+    }
+
+    #[test]
+    fn internal_errors_never_show_their_cause() {
+        let response = ApiError::Internal("secret table name and stack".into()).to_response("r");
+        assert_eq!(response.status(), 500);
+        let body = body_of(&response);
+        assert_eq!(body["code"], "internal_error");
+        assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn validation_lists_fields() {
+        let err = ApiError::ValidationFailed(vec![FieldError { field: "vin".into(), message: "must be 17 characters".into() }]);
+        let body = err.to_problem("r");
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["errors"][0]["field"], "vin");
+    }
+
+    #[test]
+    fn every_code_is_snake_case_and_type_matches_code() {
+        let all = [
+            ApiError::MissingApiKey,
+            ApiError::InvalidApiKey,
+            ApiError::BadRequest { code: "invalid_cursor", detail: "x".into() },
+            ApiError::NotFound { resource: "vehicle" },
+            ApiError::MethodNotAllowed { method: "POST".into(), allow: "GET" },
+            ApiError::Conflict { detail: "x".into() },
+            ApiError::PreconditionFailed,
+            ApiError::PayloadTooLarge { limit: 65536 },
+            ApiError::UnsupportedMediaType,
+            ApiError::ValidationFailed(vec![]),
+        ];
+        for err in all {
+            let code = err.code();
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
+            let body = err.to_problem("r");
+            assert_eq!(body["status"], err.status().as_u16());
+            assert!(body["type"].as_str().unwrap().ends_with(&code.replace('_', "-")));
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP side every endpoint shares: who is calling, the scope check, JSON
+//! and problem responses, and one log line per request.
+
+use std::future::Future;
+
+use http::{HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+
+use fleetgate_scopes::{AuthContext, Environment, Route};
+
+use crate::dynamo::{ConfigError, env_var};
+use crate::error::ApiError;
+use crate::keys::{KeyResolver, KeyStore};
+use crate::timestamp::Timestamp;
+
+/// The header that carries the API key.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// Lists the caller's effective scopes on every authenticated response.
+pub const KEY_SCOPES_HEADER: &str = "x-key-scopes";
+/// Env var the local stack sets to authenticate keys in-process (never set by the SAM template).
+pub const LOCAL_AUTH_ENV: &str = "FLEETGATE_LOCAL_AUTH";
+
+/// How an endpoint learns who is calling.
+#[derive(Clone, Debug)]
+pub enum Authenticator {
+    /// Production: trust only the context API Gateway's authorizer attached.
+    Gateway,
+    /// Local stack (`cargo lambda watch` has no authorizer): resolve `X-API-Key`
+    /// in-process with the authorizer's own resolver.
+    Local(KeyResolver),
+}
+
+impl Authenticator {
+    /// `Gateway` unless `FLEETGATE_LOCAL_AUTH=1`; builds a DynamoDB client only for local mode.
+    pub async fn from_env() -> Result<Authenticator, ConfigError> {
+        if std::env::var(LOCAL_AUTH_ENV).as_deref() != Ok("1") {
+            return Ok(Authenticator::Gateway);
+        }
+        let environment: Environment = env_var("FLEETGATE_ENVIRONMENT")?
+            .parse()
+            .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
+        let store = KeyStore::from_env(crate::dynamo::client().await)?;
+        Ok(Authenticator::Local(KeyResolver::new(store, environment)))
+    }
+
+    /// The caller's context, or the 401/503 to answer.
+    pub async fn authenticate(&self, req: &Request) -> Result<AuthContext, ApiError> {
+        match self {
+            Authenticator::Gateway => authorizer_context(req),
+            Authenticator::Local(resolver) => {
+                let presented = req.headers().get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
+                Ok(resolver.resolve(presented, Timestamp::now()).await?)
+            }
+        }
+    }
+}
+
+/// Reads the REST API (v1) authorizer context. Anything else (no context, an
+/// HTTP API or function-URL event) is unauthenticated.
+fn authorizer_context(req: &Request) -> Result<AuthContext, ApiError> {
+    let Some(RequestContext::ApiGatewayV1(context)) = req.request_context_ref() else {
+        return Err(ApiError::MissingApiKey);
+    };
+    let fields = &context.authorizer.fields;
+    if fields.is_empty() {
+        return Err(ApiError::MissingApiKey);
+    }
+    AuthContext::from_authorizer_context(|name| fields.get(name).and_then(|v| v.as_str())).map_err(|err| {
+        // Only a misconfigured stack gets here: the authorizer always writes every field.
+        tracing::error!(error = %err, "authorizer context malformed");
+        ApiError::InvalidApiKey
+    })
+}
+
+/// The id a client can quote: API Gateway's request id, else Lambda's.
+pub fn request_id(req: &Request) -> String {
+    let gateway_id = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    };
+    gateway_id
+        .or_else(|| req.lambda_context_ref().map(|context| context.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// A JSON response with `status`.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Result<Response<Body>, ApiError> {
+    let text = serde_json::to_string(body).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(text))
+        .map_err(|e| ApiError::Internal(Box::new(e)))
+}
+
+/// Runs one endpoint: checks method, authenticates, checks `route`'s scope,
+/// calls `handle`, renders any error as problem+json, adds `X-Key-Scopes`
+/// to every authenticated response, and logs one line (ids only).
+pub async fn serve<F, Fut>(authenticator: &Authenticator, route: &Route, req: Request, handle: F) -> Response<Body>
+where
+    F: FnOnce(AuthContext, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let request_id = request_id(&req);
+    if req.method().as_str() != route.method {
+        let err = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: route.method };
+        return finish(route, &request_id, None, Err(err));
+    }
+    let auth = match authenticator.authenticate(&req).await {
+        Ok(auth) => auth,
+        Err(err) => return finish(route, &request_id, None, Err(err)),
+    };
+    let result = match auth.require(route) {
+        Ok(()) => handle(auth.clone(), req).await,
+        Err(missing) => Err(missing.into()),
+    };
+    finish(route, &request_id, Some(&auth), result)
+}
+
+fn finish(
+    route: &Route,
+    request_id: &str,
+    auth: Option<&AuthContext>,
+    result: Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            if err.status().is_server_error() {
+                // The cause chain goes to the log; the body stays generic.
+                tracing::error!(request_id, code = err.code(), error = ?std::error::Error::source(&err), "request failed");
+            }
+            err.to_response(request_id)
+        }
+    };
+    if let Some(auth) = auth {
+        let scopes = auth.effective.to_space_separated();
+        if let Ok(value) = HeaderValue::from_str(&scopes) {
+            response.headers_mut().insert(KEY_SCOPES_HEADER, value);
+        }
+    }
+    tracing::info!(
+        request_id,
+        route = %route.describe(),
+        tenant_id = auth.map(|a| a.tenant_id.as_str()),
+        key_id = auth.map(|a| a.key_id.as_str()),
+        status = response.status().as_u16(),
+        "request"
+    );
+    response
+}

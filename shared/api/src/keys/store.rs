@@ -1,0 +1,251 @@
+//! The keys table: one item per key, keyed by the SHA-256 of the key, with a
+//! per-tenant GSI (`tenant_id`, `key_id`) for listing and look-up by public id.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use fleetgate_scopes::{Environment, ScopeSet, TenantId};
+
+use crate::dynamo::{ConfigError, DbError, env_var};
+use crate::keys::KeyHash;
+use crate::timestamp::Timestamp;
+
+/// Name of the keys table's per-tenant index (also in `infra/template.yaml`).
+pub const TENANT_INDEX: &str = "tenant-keys";
+
+/// The authorizer writes `last_used_at` at most this often per key.
+pub const LAST_USED_GRANULARITY: time::Duration = time::Duration::hours(1);
+
+/// A stored key. Holds the hash and a hint, never the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_hash: String,
+    pub key_id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub environment: Environment,
+    /// Granted scopes; effective ones are derived.
+    pub scopes: ScopeSet,
+    /// Last four characters of the key.
+    pub hint: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
+    /// Public id of the key this one replaced by rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<String>,
+    /// Public id of the key that replaced this one by rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<String>,
+}
+
+/// Whether a key works right now.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyRecord {
+    pub fn status(&self, now: Timestamp) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// Whether the authorizer should record a use now (at most hourly).
+    pub fn last_used_is_stale(&self, now: Timestamp) -> bool {
+        self.last_used_at.is_none_or(|at| at <= now.minus(LAST_USED_GRANULARITY))
+    }
+}
+
+/// Reads and writes the keys table (`KEYS_TABLE`).
+#[derive(Clone, Debug)]
+pub struct KeyStore {
+    client: Client,
+    table: String,
+}
+
+impl KeyStore {
+    pub fn new(client: Client, table: String) -> KeyStore {
+        KeyStore { client, table }
+    }
+
+    pub fn from_env(client: Client) -> Result<KeyStore, ConfigError> {
+        Ok(KeyStore::new(client, env_var("KEYS_TABLE")?))
+    }
+
+    /// The key with this hash, if any (strongly consistent: a revocation is seen at once).
+    pub async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, DbError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("key_hash", serde_dynamo::to_attribute_value(hash.as_str())?)
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// A tenant's key by public id; another tenant's id is simply not found.
+    pub async fn find_by_id(&self, tenant_id: &TenantId, key_id: &str) -> Result<Option<KeyRecord>, DbError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(TENANT_INDEX)
+            .key_condition_expression("tenant_id = :tenant AND key_id = :key_id")
+            .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?)
+            .expression_attribute_values(":key_id", serde_dynamo::to_attribute_value(key_id)?)
+            .send()
+            .await?;
+        let item = output.items.unwrap_or_default().into_iter().next();
+        Ok(item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// Every key of a tenant, ordered by key id.
+    pub async fn list(&self, tenant_id: &TenantId) -> Result<Vec<KeyRecord>, DbError> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TENANT_INDEX)
+                .key_condition_expression("tenant_id = :tenant")
+                .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in output.items.unwrap_or_default() {
+                keys.push(serde_dynamo::from_item(item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Stores a new key and its audit record atomically.
+    pub async fn create(&self, record: &KeyRecord, audit: TransactWriteItem) -> Result<(), DbError> {
+        self.client
+            .transact_write_items()
+            .transact_items(self.put_new(record)?)
+            .transact_items(audit)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a key revoked (if it is not already) together with its audit record.
+    pub async fn revoke(
+        &self,
+        record: &KeyRecord,
+        at: Timestamp,
+        reason: Option<&str>,
+        audit: TransactWriteItem,
+    ) -> Result<(), DbError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("key_hash", serde_dynamo::to_attribute_value(&record.key_hash)?)
+            .condition_expression("attribute_exists(key_hash) AND attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":at", serde_dynamo::to_attribute_value(at)?);
+        update = match reason {
+            Some(reason) => update
+                .update_expression("SET revoked_at = :at, revoke_reason = :reason")
+                .expression_attribute_values(":reason", serde_dynamo::to_attribute_value(reason)?),
+            None => update.update_expression("SET revoked_at = :at"),
+        };
+        let update = update.build().map_err(|e| DbError::Failed(Box::new(e)))?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(audit)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Stores `new` and sets `old` to expire at `old_expires_at`, with the audit record, atomically.
+    /// Fails with [`DbError::ConditionFailed`] if `old` was revoked or rotated meanwhile.
+    pub async fn rotate(
+        &self,
+        old: &KeyRecord,
+        new: &KeyRecord,
+        old_expires_at: Timestamp,
+        audit: TransactWriteItem,
+    ) -> Result<(), DbError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("key_hash", serde_dynamo::to_attribute_value(&old.key_hash)?)
+            .update_expression("SET expires_at = :expires_at, rotated_to = :new_id")
+            .condition_expression(
+                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at) AND attribute_not_exists(rotated_to)",
+            )
+            .expression_attribute_values(":expires_at", serde_dynamo::to_attribute_value(old_expires_at)?)
+            .expression_attribute_values(":new_id", serde_dynamo::to_attribute_value(&new.key_id)?)
+            .build()
+            .map_err(|e| DbError::Failed(Box::new(e)))?;
+        self.client
+            .transact_write_items()
+            .transact_items(self.put_new(new)?)
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(audit)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Records a use of the key, unless one was recorded within the last hour
+    /// (the condition makes concurrent authorizers write at most once).
+    pub async fn touch_last_used(&self, hash: &KeyHash, now: Timestamp) -> Result<(), DbError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("key_hash", serde_dynamo::to_attribute_value(hash.as_str())?)
+            .update_expression("SET last_used_at = :now")
+            .condition_expression(
+                "attribute_exists(key_hash) AND (attribute_not_exists(last_used_at) OR last_used_at <= :stale)",
+            )
+            .expression_attribute_values(":now", serde_dynamo::to_attribute_value(now)?)
+            .expression_attribute_values(
+                ":stale",
+                serde_dynamo::to_attribute_value(now.minus(LAST_USED_GRANULARITY))?,
+            )
+            .send()
+            .await;
+        match result.map_err(DbError::from) {
+            Ok(_) | Err(DbError::ConditionFailed) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn put_new(&self, record: &KeyRecord) -> Result<TransactWriteItem, DbError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(record)?))
+            .condition_expression("attribute_not_exists(key_hash)")
+            .build()
+            .map_err(|e| DbError::Failed(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
