@@ -1,1 +1,8 @@
+//! Integration tests against DynamoDB Local, compiled as one binary so the suite links once.
+//! Run them with `make test` (it starts DynamoDB Local and sets FLEETGATE_TEST_DYNAMODB_URL).
 
+mod authorizer;
+mod helpers;
+mod provisioner;
+mod route_table;
+mod whoami;

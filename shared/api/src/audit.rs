@@ -22,7 +22,7 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 400;
 pub struct AuditRecord {
     /// Partition key.
     pub tenant_id: TenantId,
-    /// Sort key: `<at>#<audit id>`, so a tenant's trail reads in time order.
+    /// Sort key: `<at to the microsecond>#<audit id>`, so a tenant's trail reads in time order.
     pub sk: String,
     pub at: Timestamp,
     /// The key that made the request; `None` for an admin's provisioning action.
@@ -47,9 +47,9 @@ impl AuditRecord {
         request_id: impl Into<String>,
         retention_days: i64,
     ) -> AuditRecord {
-        let at = Timestamp::now();
+        let (at, sort_key) = Timestamp::now_with_sort_key();
         AuditRecord {
-            sk: format!("{at}#{}", new_public_id("aud_")),
+            sk: format!("{sort_key}#{}", new_public_id("aud_")),
             tenant_id,
             at,
             key_id,

@@ -15,6 +15,16 @@ impl Timestamp {
         Timestamp::from_datetime(OffsetDateTime::now_utc())
     }
 
+    /// Now, plus a string of it to the microsecond that sorts in time order
+    /// (`2026-11-01T08:00:00.123456Z`), for sort keys that must order events within a second.
+    pub fn now_with_sort_key() -> (Timestamp, String) {
+        let now = OffsetDateTime::now_utc();
+        let at = Timestamp::from_datetime(now);
+        let seconds = at.to_string();
+        let sort_key = format!("{}.{:06}Z", seconds.trim_end_matches('Z'), now.microsecond());
+        (at, sort_key)
+    }
+
     fn from_datetime(at: OffsetDateTime) -> Timestamp {
         let utc = at.to_offset(UtcOffset::UTC);
         Timestamp(utc.replace_nanosecond(0).expect("0 ns is valid"))

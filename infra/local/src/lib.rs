@@ -1,0 +1,250 @@
+//! The local stack's helpers, shared by `local-stack` (used by `make dev`) and the tests:
+//! reading `infra/template.yaml` (tables, API routes) and creating its tables in DynamoDB Local.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde::Deserialize;
+use serde_norway::Value;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The workspace root (where `Cargo.toml` and `infra/` are).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+}
+
+/// The SAM template, parsed. CloudFormation tags (`!Ref`, `!GetAtt`, …) are kept as YAML tags.
+pub struct Template {
+    resources: BTreeMap<String, Value>,
+}
+
+/// One `Api` event of a function: a route as API Gateway will serve it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TemplateRoute {
+    pub method: String,
+    pub path: String,
+    /// The cargo binary the function is built from (`Metadata.BuildProperties.Binary`).
+    pub binary: String,
+}
+
+/// The subset of `AWS::DynamoDB::Table` properties that shape a table.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableDefinition {
+    pub attribute_definitions: Vec<AttributeDef>,
+    pub key_schema: Vec<KeyDef>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexDef>,
+    pub time_to_live_specification: Option<TtlDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDef {
+    pub attribute_name: String,
+    pub attribute_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyDef {
+    pub attribute_name: String,
+    pub key_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexDef {
+    pub index_name: String,
+    pub key_schema: Vec<KeyDef>,
+    pub projection: ProjectionDef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionDef {
+    pub projection_type: String,
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TtlDef {
+    pub attribute_name: String,
+    pub enabled: bool,
+}
+
+impl Template {
+    /// Reads `infra/template.yaml` of this workspace.
+    pub fn load_default() -> Result<Template, Error> {
+        Template::load(&workspace_root().join("infra/template.yaml"))
+    }
+
+    pub fn load(path: &Path) -> Result<Template, Error> {
+        let text = std::fs::read_to_string(path)?;
+        let document: Value = serde_norway::from_str(&text)?;
+        let resources = document
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or("template has no Resources")?
+            .iter()
+            .filter_map(|(name, resource)| Some((name.as_str()?.to_owned(), resource.clone())))
+            .collect();
+        Ok(Template { resources })
+    }
+
+    /// A resource's `Properties`.
+    pub fn properties(&self, logical_id: &str) -> Option<&Value> {
+        self.resources.get(logical_id)?.get("Properties")
+    }
+
+    /// A resource's `Type`.
+    pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
+        self.resources.get(logical_id)?.get("Type")?.as_str()
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.resources.iter().map(|(name, value)| (name.as_str(), value))
+    }
+
+    /// The table definition of the `AWS::DynamoDB::Table` named `logical_id`.
+    pub fn table(&self, logical_id: &str) -> Result<TableDefinition, Error> {
+        if self.resource_type(logical_id) != Some("AWS::DynamoDB::Table") {
+            return Err(format!("{logical_id} is not a DynamoDB table in the template").into());
+        }
+        let properties = self.properties(logical_id).ok_or("table without Properties")?;
+        Ok(serde_norway::from_value(properties.clone())?)
+    }
+
+    /// Every `Api` event of every function, sorted.
+    pub fn routes(&self) -> Vec<TemplateRoute> {
+        let mut routes = Vec::new();
+        for (_, resource) in self.resources() {
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let binary = resource
+                .get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+            for event in events.into_iter().flat_map(|events| events.values()) {
+                if event.get("Type").and_then(Value::as_str) != Some("Api") {
+                    continue;
+                }
+                let props = event.get("Properties");
+                let field = |name: &str| props.and_then(|p| p.get(name)).and_then(Value::as_str).unwrap_or_default();
+                routes.push(TemplateRoute {
+                    method: field("Method").to_uppercase(),
+                    path: field("Path").to_owned(),
+                    binary: binary.to_owned(),
+                });
+            }
+        }
+        routes.sort();
+        routes
+    }
+}
+
+/// Table names of one stack (local, or one test's own).
+#[derive(Clone, Debug)]
+pub struct TableNames {
+    pub keys: String,
+    pub fleet: String,
+    pub audit: String,
+}
+
+impl TableNames {
+    /// `<prefix>-keys`, `<prefix>-fleet`, `<prefix>-audit`.
+    pub fn with_prefix(prefix: &str) -> TableNames {
+        TableNames { keys: format!("{prefix}-keys"), fleet: format!("{prefix}-fleet"), audit: format!("{prefix}-audit") }
+    }
+
+    /// (template logical id, table name) pairs.
+    pub fn by_logical_id(&self) -> [(&'static str, &str); 3] {
+        [("KeysTable", &self.keys), ("FleetTable", &self.fleet), ("AuditTable", &self.audit)]
+    }
+}
+
+/// Creates every table of `names` from the template's definitions; tables that exist are left alone.
+pub async fn create_tables(client: &Client, template: &Template, names: &TableNames) -> Result<(), Error> {
+    let existing = client.list_tables().send().await?.table_names.unwrap_or_default();
+    for (logical_id, name) in names.by_logical_id() {
+        if existing.iter().any(|t| t == name) {
+            continue;
+        }
+        create_table(client, name, &template.table(logical_id)?).await?;
+    }
+    Ok(())
+}
+
+/// Creates one table (on-demand) with its indexes and TTL setting.
+pub async fn create_table(client: &Client, name: &str, definition: &TableDefinition) -> Result<(), Error> {
+    let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    for attribute in &definition.attribute_definitions {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&attribute.attribute_name)
+                .attribute_type(ScalarAttributeType::from(attribute.attribute_type.as_str()))
+                .build()?,
+        );
+    }
+    for key in &definition.key_schema {
+        request = request.key_schema(key_element(key)?);
+    }
+    for index in &definition.global_secondary_indexes {
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::from(index.projection.projection_type.as_str()))
+            .set_non_key_attributes(
+                (!index.projection.non_key_attributes.is_empty()).then(|| index.projection.non_key_attributes.clone()),
+            )
+            .build();
+        let mut gsi = GlobalSecondaryIndex::builder().index_name(&index.index_name).projection(projection);
+        for key in &index.key_schema {
+            gsi = gsi.key_schema(key_element(key)?);
+        }
+        request = request.global_secondary_indexes(gsi.build()?);
+    }
+    request.send().await?;
+    if let Some(ttl) = definition.time_to_live_specification.as_ref().filter(|ttl| ttl.enabled) {
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder().attribute_name(&ttl.attribute_name).enabled(true).build()?,
+            )
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+fn key_element(key: &KeyDef) -> Result<KeySchemaElement, Error> {
+    Ok(KeySchemaElement::builder()
+        .attribute_name(&key.attribute_name)
+        .key_type(KeyType::from(key.key_type.as_str()))
+        .build()?)
+}
+
+/// The env vars `cargo lambda watch` gives the functions (`[workspace.metadata.lambda.env]`
+/// in the root `Cargo.toml`): the single definition of the local stack's configuration.
+pub fn local_env() -> Result<BTreeMap<String, String>, Error> {
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml"))?.parse()?;
+    let env = manifest
+        .get("workspace")
+        .and_then(|w| w.get("metadata"))
+        .and_then(|m| m.get("lambda"))
+        .and_then(|l| l.get("env"))
+        .and_then(toml::Value::as_table)
+        .ok_or("Cargo.toml has no [workspace.metadata.lambda.env]")?;
+    Ok(env.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+}

@@ -1,0 +1,75 @@
+//! `local-stack setup`: creates the local tables from the SAM template and seeds
+//! the `demo` tenant through the provisioner's own handler, then prints the demo keys.
+//! Configuration comes from `[workspace.metadata.lambda.env]`, the same env the
+//! functions get under `cargo lambda watch`; variables already set win.
+
+use fleetgate_api::audit::AuditLog;
+use fleetgate_api::keys::KeyStore;
+use fleetgate_local::{Error, TableNames, Template, create_tables, local_env};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+const DEMO_TENANT: &str = "demo";
+
+fn main() -> Result<(), Error> {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    if command != "setup" && command != "tables" {
+        eprintln!("usage: local-stack setup   # tables + demo tenant + demo keys\n       local-stack tables  # tables only");
+        std::process::exit(2);
+    }
+    for (name, value) in local_env()? {
+        if std::env::var_os(&name).is_none() {
+            #[allow(unsafe_code)]
+            // SAFETY: no other thread exists yet (the runtime is built below), so nothing reads the env concurrently.
+            unsafe {
+                std::env::set_var(&name, &value)
+            };
+        }
+    }
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(&command))
+}
+
+async fn run(command: &str) -> Result<(), Error> {
+    let client = fleetgate_api::dynamo::client().await;
+    let names = TableNames {
+        keys: std::env::var("KEYS_TABLE")?,
+        fleet: std::env::var("FLEET_TABLE")?,
+        audit: std::env::var("AUDIT_TABLE")?,
+    };
+    create_tables(&client, &Template::load_default()?, &names).await?;
+    eprintln!("==> tables ready: {}, {}, {}", names.keys, names.fleet, names.audit);
+    if command == "tables" {
+        return Ok(());
+    }
+
+    let state = provisioner::State {
+        keys: KeyStore::new(client.clone(), names.keys.clone()),
+        audit: AuditLog::new(client, names.audit.clone()),
+        environment: std::env::var("FLEETGATE_ENVIRONMENT")?.parse().map_err(|_| "FLEETGATE_ENVIRONMENT")?,
+    };
+    let full_fleet = create_demo_key(&state, "demo-full-fleet", "full-fleet").await?;
+    let read_only = create_demo_key(&state, "demo-read-only", "read-only").await?;
+    println!();
+    println!("Demo tenant '{DEMO_TENANT}' is ready. Keys (shown once, paste them as they are):");
+    println!("  full-fleet : {full_fleet}");
+    println!("  read-only  : {read_only}");
+    println!();
+    println!("Try:");
+    println!("  curl -s http://127.0.0.1:9000/me -H 'X-API-Key: {read_only}'");
+    println!("  curl -s http://127.0.0.1:9000/me            # 401 problem+json");
+    println!();
+    Ok(())
+}
+
+async fn create_demo_key(state: &provisioner::State, name: &str, preset: &str) -> Result<String, Error> {
+    let event = json!({
+        "action": "create_key", "tenant_id": DEMO_TENANT, "name": name, "preset": preset,
+        "description": "made by make dev",
+    });
+    let response = provisioner::handler(state, LambdaEvent::new(event, Context::default())).await?;
+    match response.get("api_key") {
+        Some(Value::String(key)) => Ok(key.clone()),
+        _ => Err("provisioner returned no api_key".into()),
+    }
+}
+

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make test`: every test against a real DynamoDB Local, the end-to-end test through
+# cargo lambda watch, and `sam validate --lint`. Installs what is missing into .tools/.
+# Uses its own ports (DynamoDB 8100, API 9100) so it can run beside `make dev`.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap stop_started EXIT
+trap 'exit 130' INT TERM
+
+DYNAMODB_PORT=${TEST_DYNAMODB_PORT:-8100}
+API_PORT=${TEST_API_PORT:-9100}
+cd "$root"
+
+step "checking tools (installs into .tools/ on first run)"
+infra/bootstrap.sh lambda dynamodb sam
+
+step "sam validate --lint (and cfn-lint)"
+sam validate --lint --template-file infra/template.yaml
+cfn-lint infra/template.yaml
+
+start_dynamodb "$DYNAMODB_PORT"
+export FLEETGATE_TEST_DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT"
+
+step "building workspace and tests"
+cargo build --workspace --bins
+cargo test --workspace --no-run
+
+step "unit, property and integration tests (DynamoDB Local on :$DYNAMODB_PORT)"
+cargo test --workspace --exclude fleetgate-tests
+cargo test -p fleetgate-tests --test integration
+
+step "end-to-end through cargo lambda watch on :$API_PORT"
+# The functions get [workspace.metadata.lambda.env] plus this environment (the endpoint).
+export_local_aws_env "$DYNAMODB_PORT"
+cargo run --quiet -p fleetgate-local --bin local-stack -- tables
+start_watch_background "$API_PORT"
+wait_for_port "$API_PORT" 60 "cargo lambda watch"
+FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT" cargo test -p fleetgate-tests --test e2e

@@ -1,0 +1,181 @@
+//! Test fixtures: DynamoDB Local tables made from the SAM template (once per test
+//! binary), one fresh tenant per test, the functions' states, and request builders.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::Client;
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use fleetgate_api::audit::AuditLog;
+use fleetgate_api::http::Authenticator;
+use fleetgate_api::keys::{KeyResolver, KeyStore};
+use fleetgate_local::{TableNames, Template, create_tables};
+use fleetgate_scopes::Environment;
+use provisioner::ProvisionError;
+
+/// Set by `make test` (infra/test.sh) to the DynamoDB Local it started.
+const ENDPOINT_VAR: &str = "FLEETGATE_TEST_DYNAMODB_URL";
+
+static TABLES: OnceCell<TableNames> = OnceCell::const_new();
+
+/// One test's view of the stack: its own tenant on shared tables.
+pub struct TestStack {
+    pub client: Client,
+    pub tables: TableNames,
+    pub tenant: String,
+    pub provisioner: provisioner::State,
+}
+
+/// A client for DynamoDB Local. Each test builds its own: a client's connection
+/// pool belongs to the runtime of the test that made it.
+pub fn local_client(endpoint: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests"))
+        .build();
+    Client::from_conf(config)
+}
+
+pub fn endpoint() -> String {
+    std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| {
+        panic!("{ENDPOINT_VAR} is not set: run the suite with `make test`, which starts DynamoDB Local")
+    })
+}
+
+impl TestStack {
+    pub async fn new() -> TestStack {
+        let client = local_client(&endpoint());
+        let tables = TABLES
+            .get_or_init(|| async {
+                let prefix = format!("it{}", std::process::id());
+                let names = TableNames::with_prefix(&prefix);
+                let template = Template::load_default().expect("template parses");
+                create_tables(&client, &template, &names).await.expect("tables created from the template");
+                names
+            })
+            .await
+            .clone();
+        let tenant = format!("t-{}", fleetgate_api::keys::new_public_id("").to_lowercase());
+        let provisioner = provisioner::State {
+            keys: KeyStore::new(client.clone(), tables.keys.clone()),
+            audit: AuditLog::new(client.clone(), tables.audit.clone()),
+            environment: Environment::Test,
+        };
+        TestStack { client, tables, tenant, provisioner }
+    }
+
+    pub fn key_store(&self) -> KeyStore {
+        KeyStore::new(self.client.clone(), self.tables.keys.clone())
+    }
+
+    pub fn resolver(&self) -> KeyResolver {
+        KeyResolver::new(self.key_store(), Environment::Test)
+    }
+
+    pub fn authorizer(&self) -> authorizer::State {
+        authorizer::State { resolver: self.resolver() }
+    }
+
+    /// whoami as the local stack runs it (resolving X-API-Key in-process).
+    pub fn whoami_local(&self) -> whoami::State {
+        whoami::State { authenticator: Authenticator::Local(self.resolver()) }
+    }
+
+    /// Invokes the provisioner with `event` (this test's tenant is not filled in for you).
+    pub async fn provision(&self, event: Value) -> Result<Value, ProvisionError> {
+        provisioner::handler(&self.provisioner, LambdaEvent::new(event, context())).await
+    }
+
+    /// Creates a key in this test's tenant; returns (plaintext key, key_id).
+    pub async fn create_key(&self, scopes: &[&str]) -> (String, String) {
+        let response = self
+            .provision(json!({"action": "create_key", "tenant_id": self.tenant, "name": "test key", "scopes": scopes}))
+            .await
+            .expect("create_key succeeds");
+        (response["api_key"].as_str().unwrap().to_owned(), response["key"]["key_id"].as_str().unwrap().to_owned())
+    }
+
+    /// Every item of `table`, as JSON text (for "never stored" checks).
+    pub async fn dump(&self, table: &str) -> String {
+        let items = self.client.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+        let values: Vec<Value> = items.into_iter().map(|item| serde_dynamo::from_item(item).unwrap()).collect();
+        serde_json::to_string(&values).unwrap()
+    }
+
+    /// This tenant's audit records, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.audit)
+            .key_condition_expression("tenant_id = :t")
+            .expression_attribute_values(":t", serde_dynamo::to_attribute_value(&self.tenant).unwrap())
+            .send()
+            .await
+            .unwrap();
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, Value>(item).unwrap()["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+pub fn context() -> Context {
+    let mut context = Context::default();
+    context.request_id = format!("req-{}", fleetgate_api::keys::new_public_id(""));
+    context
+}
+
+/// A REST API (v1) proxy event, as API Gateway sends it after the authorizer.
+pub fn rest_request(method: &str, path: &str, headers: &[(&str, &str)], authorizer: Option<&BTreeMap<&str, String>>) -> Request {
+    let headers: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let mut request_context = json!({
+        "accountId": "123456789012", "resourceId": "abc", "stage": "v1", "requestId": "gw-req-1",
+        "identity": {"sourceIp": "203.0.113.9"}, "resourcePath": path, "httpMethod": method, "apiId": "api123",
+        "path": format!("/v1{path}"),
+    });
+    if let Some(fields) = authorizer {
+        request_context["authorizer"] = json!(fields);
+    }
+    let event = json!({
+        "resource": path, "path": path, "httpMethod": method, "headers": headers,
+        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
+        "requestContext": request_context, "body": null, "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("valid REST event")
+}
+
+/// An authorizer REQUEST event for `GET /me` with the given headers.
+pub fn authorizer_event(headers: &[(&str, &str)]) -> LambdaEvent<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest> {
+    let headers: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let event = json!({
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:api123/v1/GET/me",
+        "resource": "/me", "path": "/me", "httpMethod": "GET", "headers": headers,
+        "multiValueHeaders": {}, "queryStringParameters": {}, "pathParameters": {}, "stageVariables": {},
+        "requestContext": {"accountId": "123456789012", "apiId": "api123", "stage": "v1", "requestId": "gw-1",
+                           "httpMethod": "GET", "resourcePath": "/me", "path": "/v1/me"},
+    });
+    LambdaEvent::new(serde_json::from_value(event).expect("valid authorizer event"), context())
+}
+
+/// The JSON body of a response.
+pub fn body_json(response: &Response<Body>) -> Value {
+    match response.body() {
+        Body::Text(text) => serde_json::from_str(text).expect("JSON body"),
+        Body::Binary(bytes) => serde_json::from_slice(bytes).expect("JSON body"),
+        Body::Empty => Value::Null,
+        _ => panic!("unexpected body"),
+    }
+}
+
+pub fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,255 @@
+//! The provisioner against DynamoDB Local: every action, every refusal, and that a
+//! refusal writes nothing.
+
+use serde_json::{Value, json};
+
+use fleetgate_api::Timestamp;
+use fleetgate_api::keys::{ApiKey, KeyRecord};
+use fleetgate_scopes::{Environment, ScopeSet, TenantId};
+
+use crate::helpers::{TestStack, authorizer_event};
+
+async fn expect_refusal(stack: &TestStack, event: Value, code: &str) -> String {
+    match stack.provision(event.clone()).await {
+        Ok(ok) => panic!("expected {code} for {event}, got {ok}"),
+        Err(err) => {
+            assert_eq!(err.code(), code, "{event}: {err}");
+            err.to_string()
+        }
+    }
+}
+
+#[tokio::test]
+async fn create_key_returns_the_secret_once_and_stores_only_its_hash() {
+    let stack = TestStack::new().await;
+    let response = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "tms-sync",
+                          "preset": "inspection-submission", "description": "TMS nightly sync"}))
+        .await
+        .unwrap();
+
+    let api_key = response["api_key"].as_str().unwrap();
+    assert!(api_key.starts_with("fg_test_"));
+    let key = &response["key"];
+    assert!(key["key_id"].as_str().unwrap().starts_with("key_"));
+    assert_eq!(key["tenant_id"], stack.tenant.as_str());
+    assert_eq!(key["name"], "tms-sync");
+    assert_eq!(key["environment"], "test");
+    assert_eq!(key["scopes"], json!(["vehicles:read", "inspections:write"]));
+    assert_eq!(key["effective_scopes"], json!(["vehicles:read", "inspections:read", "inspections:write"]));
+    assert_eq!(key["hint"], format!("…{}", &api_key[api_key.len() - 4..]));
+    assert_eq!(key["status"], "active");
+    for absent in ["expires_at", "revoked_at", "last_used_at"] {
+        assert_eq!(key[absent], Value::Null, "{absent}");
+    }
+    assert!(key.get("key_hash").is_none() && key.get("api_key").is_none());
+
+    // The plaintext is nowhere in the tables; the hash is the partition key.
+    let keys_table = stack.dump(&stack.tables.keys).await;
+    let audit_table = stack.dump(&stack.tables.audit).await;
+    assert!(!keys_table.contains(api_key) && !audit_table.contains(api_key));
+    assert!(keys_table.contains(ApiKey::parse(api_key).unwrap().hash().as_str()));
+    assert_eq!(stack.audit_actions().await, ["create_key"]);
+}
+
+#[tokio::test]
+async fn each_bad_create_request_gets_its_own_error_and_writes_nothing() {
+    let stack = TestStack::new().await;
+    let tenant = stack.tenant.as_str();
+    let base = |extra: Value| {
+        let mut event = json!({"action": "create_key", "tenant_id": tenant, "name": "k"});
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        event
+    };
+    let unknown = expect_refusal(&stack, base(json!({"scopes": ["vehicles:delete"]})), "unknown_scope").await;
+    assert!(unknown.contains("vehicles:read, vehicles:write, inspections:read, inspections:write"), "{unknown}");
+    let planned = expect_refusal(&stack, base(json!({"scopes": ["webhooks:manage"]})), "scope_not_available").await;
+    assert!(planned.contains("planned"), "{planned}");
+    let review = expect_refusal(&stack, base(json!({"scopes": ["users:read"]})), "scope_not_available").await;
+    assert!(review.contains("under review"), "{review}");
+    expect_refusal(&stack, base(json!({"scopes": []})), "empty_scopes").await;
+    let preset = expect_refusal(&stack, base(json!({"preset": "admin"})), "unknown_preset").await;
+    assert!(preset.contains("full-fleet"), "{preset}");
+    expect_refusal(&stack, base(json!({})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"scopes": ["vehicles:read"], "preset": "read-only"})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"scopes": vec!["vehicles:read"; 10_000]})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "name": "x".repeat(10_000)})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "name": "   "})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "expires_at": "2001-01-01T00:00:00Z"})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "expires_in_days": 0})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "environment": "live"})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "admin": true})), "invalid_request").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "tenant_id": "Bad Tenant/1"})), "invalid_tenant_id").await;
+    expect_refusal(&stack, json!({"action": "make_admin", "tenant_id": tenant}), "unknown_action").await;
+    expect_refusal(&stack, json!({"tenant_id": tenant}), "invalid_request").await;
+    expect_refusal(&stack, json!("create_key"), "invalid_request").await;
+
+    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": tenant, "include_revoked": true})).await.unwrap();
+    assert_eq!(listed["keys"], json!([]));
+    // The only audit record is that list itself: no refused action left a trace of a change.
+    assert_eq!(stack.audit_actions().await, ["list_keys"]);
+}
+
+#[tokio::test]
+async fn get_key_finds_own_keys_only() {
+    let stack = TestStack::new().await;
+    let other = TestStack::new().await;
+    let (_, key_id) = stack.create_key(&["vehicles:read"]).await;
+
+    let got = stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    assert_eq!(got["key"]["key_id"], key_id.as_str());
+
+    // Another tenant's id behaves exactly like an unknown one.
+    expect_refusal(&other, json!({"action": "get_key", "tenant_id": other.tenant, "key_id": key_id}), "key_not_found").await;
+    expect_refusal(&stack, json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": "key_00000000000000000000"}), "key_not_found").await;
+    expect_refusal(&stack, json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": "../etc"}), "invalid_field").await;
+}
+
+#[tokio::test]
+async fn revoked_keys_stop_working_and_revoking_twice_is_harmless() {
+    let stack = TestStack::new().await;
+    let (api_key, key_id) = stack.create_key(&["vehicles:write"]).await;
+    let authorizer = stack.authorizer();
+    assert!(authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", &api_key)])).await.is_ok());
+
+    let revoked = stack
+        .provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id, "reason": "laptop stolen"}))
+        .await
+        .unwrap();
+    assert_eq!(revoked["key"]["status"], "revoked");
+    assert_eq!(revoked["key"]["revoke_reason"], "laptop stolen");
+    let revoked_at = revoked["key"]["revoked_at"].clone();
+    assert!(revoked_at.is_string());
+
+    let denied = authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", &api_key)])).await;
+    assert!(matches!(denied, Err(authorizer::AuthorizerError::Unauthorized)));
+
+    let again = stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    assert_eq!(again["key"]["revoked_at"], revoked_at);
+    assert_eq!(again["key"]["revoke_reason"], "laptop stolen");
+    assert_eq!(stack.audit_actions().await, ["create_key", "revoke_key"]);
+}
+
+#[tokio::test]
+async fn list_keys_hides_revoked_unless_asked_and_finds_unused_keys() {
+    let stack = TestStack::new().await;
+    let (_, active) = stack.create_key(&["vehicles:read"]).await;
+    let (_, revoked) = stack.create_key(&["vehicles:read"]).await;
+    stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": revoked})).await.unwrap();
+    // A key created 100 days ago and never used, stored directly.
+    let old = ApiKey::generate(Environment::Test);
+    let created = Timestamp::now().minus(time::Duration::days(100));
+    let stale = KeyRecord {
+        key_hash: old.hash().as_str().to_owned(),
+        key_id: fleetgate_api::keys::new_public_id("key_"),
+        tenant_id: TenantId::parse(&stack.tenant).unwrap(),
+        name: "forgotten".into(),
+        description: None,
+        environment: Environment::Test,
+        scopes: ScopeSet::parse_granted(["vehicles:read"]).unwrap(),
+        hint: old.hint().to_owned(),
+        created_at: created,
+        expires_at: None,
+        revoked_at: None,
+        revoke_reason: None,
+        last_used_at: None,
+        rotated_from: None,
+        rotated_to: None,
+    };
+    let audit = fleetgate_api::audit::AuditRecord::new(stale.tenant_id.clone(), None, "seed", None, "ok", "r", 1);
+    stack.key_store().create(&stale, stack.provisioner.audit.put_item(&audit).unwrap()).await.unwrap();
+
+    let ids = |listed: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = listed["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap().to_owned()).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let default = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!(ids(&default), sorted(vec![active.clone(), stale.key_id.clone()]));
+    let all = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true})).await.unwrap();
+    assert_eq!(ids(&all), sorted(vec![active.clone(), revoked, stale.key_id.clone()]));
+    let unused = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": 30})).await.unwrap();
+    assert_eq!(ids(&unused), vec![stale.key_id.clone()]);
+    assert!(!all.to_string().contains("key_hash"));
+    expect_refusal(&stack, json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": -1}), "invalid_field").await;
+}
+
+#[tokio::test]
+async fn rotation_issues_a_twin_and_retires_the_old_key_after_the_grace_period() {
+    let stack = TestStack::new().await;
+    let authorizer = stack.authorizer();
+    let (old_key, old_id) = stack.create_key(&["inspections:write"]).await;
+
+    let rotated = stack
+        .provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": old_id, "grace_period_hours": 24}))
+        .await
+        .unwrap();
+    let new_key = rotated["api_key"].as_str().unwrap();
+    assert_ne!(new_key, old_key);
+    assert_eq!(rotated["key"]["scopes"], json!(["inspections:write"]));
+    assert_eq!(rotated["key"]["name"], "test key");
+    assert_eq!(rotated["key"]["rotated_from"], old_id.as_str());
+    assert_eq!(rotated["previous_key"]["rotated_to"], rotated["key"]["key_id"]);
+    let grace_end = Timestamp::parse(rotated["previous_key"]["expires_at"].as_str().unwrap()).unwrap();
+    let expected = Timestamp::now().plus(time::Duration::hours(24));
+    assert!((grace_end.unix_seconds() - expected.unix_seconds()).abs() < 60, "{grace_end}");
+
+    // Both work during the grace period.
+    for key in [old_key.as_str(), new_key] {
+        assert!(authorizer::handler(&authorizer, authorizer_event(&[("x-api-key", key)])).await.is_ok());
+    }
+    // The old key cannot be rotated twice.
+    let twice = expect_refusal(&stack, json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": old_id}), "key_already_rotated").await;
+    assert!(twice.contains(rotated["key"]["key_id"].as_str().unwrap()));
+
+    // Grace 0 retires the old key at once.
+    let new_id = rotated["key"]["key_id"].as_str().unwrap();
+    let again = stack
+        .provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": new_id, "grace_period_hours": 0}))
+        .await
+        .unwrap();
+    let denied = authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", new_key)])).await;
+    assert!(matches!(denied, Err(authorizer::AuthorizerError::Unauthorized)));
+    let newest = again["api_key"].as_str().unwrap();
+    assert!(authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", newest)])).await.is_ok());
+    assert_eq!(stack.audit_actions().await, ["create_key", "rotate_key", "rotate_key"]);
+}
+
+#[tokio::test]
+async fn rotation_refuses_bad_grace_periods_and_revoked_keys() {
+    let stack = TestStack::new().await;
+    let (_, key_id) = stack.create_key(&["vehicles:read"]).await;
+    for grace in [json!(-1), json!(169), json!("24")] {
+        let event = json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": grace});
+        let code = if grace.is_string() { "invalid_request" } else { "invalid_field" };
+        expect_refusal(&stack, event, code).await;
+    }
+    stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    expect_refusal(&stack, json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id}), "key_revoked").await;
+    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true})).await.unwrap();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "a refused rotation created no key");
+}
+
+#[tokio::test]
+async fn keys_with_an_expiry_stop_working_when_it_passes() {
+    let stack = TestStack::new().await;
+    let response = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "contractor",
+                          "preset": "read-only", "expires_in_days": 30}))
+        .await
+        .unwrap();
+    let expires_at = Timestamp::parse(response["key"]["expires_at"].as_str().unwrap()).unwrap();
+    let in_30_days = Timestamp::now().plus(time::Duration::days(30));
+    assert!((expires_at.unix_seconds() - in_30_days.unix_seconds()).abs() < 60);
+
+    let resolver = stack.resolver();
+    let key = response["api_key"].as_str().unwrap();
+    assert!(resolver.resolve(Some(key), Timestamp::now()).await.is_ok());
+    let after = expires_at.plus(time::Duration::seconds(1));
+    let refused = resolver.resolve(Some(key), after).await;
+    assert!(matches!(refused, Err(fleetgate_api::keys::ResolveError::Rejected(fleetgate_api::keys::Rejection::Expired))));
+}

@@ -1,0 +1,123 @@
+//! `GET /me` and the endpoint runner every function shares: authorizer context in
+//! production, in-process resolution only in local mode, 403 problems for missing scopes.
+
+use std::collections::BTreeMap;
+
+use http::StatusCode;
+use serde_json::json;
+
+use fleetgate_api::http::{Authenticator, json_response, serve};
+use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId, routes};
+
+use crate::helpers::{TestStack, body_json, header, rest_request};
+
+fn context_fields(scopes: &str) -> BTreeMap<&'static str, String> {
+    AuthContext::new(
+        TenantId::parse("acme").unwrap(),
+        "key_abcdefghijklmnopqrst".into(),
+        "tms-sync".into(),
+        ScopeSet::parse_space_separated(scopes).unwrap(),
+        Environment::Live,
+        Some("2027-01-01T00:00:00Z".into()),
+    )
+    .to_authorizer_context()
+    .into_iter()
+    .collect()
+}
+
+fn gateway() -> whoami::State {
+    whoami::State { authenticator: Authenticator::Gateway }
+}
+
+#[tokio::test]
+async fn me_reports_the_key_from_the_authorizer_context() {
+    let fields = context_fields("vehicles:write");
+    let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[], Some(&fields))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
+    assert_eq!(header(&response, "x-key-scopes"), Some("vehicles:read vehicles:write"));
+    assert_eq!(
+        body_json(&response),
+        json!({"key_id": "key_abcdefghijklmnopqrst", "name": "tms-sync", "tenant_id": "acme", "environment": "live",
+               "granted_scopes": ["vehicles:write"], "effective_scopes": ["vehicles:read", "vehicles:write"],
+               "expires_at": "2027-01-01T00:00:00Z"})
+    );
+}
+
+#[tokio::test]
+async fn without_authorizer_context_production_mode_trusts_no_header() {
+    let stack = TestStack::new().await;
+    let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
+    // A valid key in the header is not enough: only the authorizer's context counts in production.
+    let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[("X-API-Key", &api_key)], None)).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(header(&response, "content-type"), Some("application/problem+json"));
+    assert_eq!(body_json(&response)["code"], "missing_api_key");
+    assert_eq!(body_json(&response)["request_id"], "gw-req-1");
+    assert!(header(&response, "x-key-scopes").is_none());
+}
+
+#[tokio::test]
+async fn local_mode_resolves_the_header_with_the_authorizer_code() {
+    let stack = TestStack::new().await;
+    let (api_key, key_id) = stack.create_key(&["inspections:write"]).await;
+    let local = stack.whoami_local();
+
+    let response = whoami::handler(&local, rest_request("GET", "/me", &[("x-api-key", &api_key)], None)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = body_json(&response);
+    assert_eq!(body["key_id"], key_id.as_str());
+    assert_eq!(body["tenant_id"], stack.tenant.as_str());
+    assert_eq!(header(&response, "x-key-scopes"), Some("inspections:read inspections:write"));
+
+    let missing = whoami::handler(&local, rest_request("GET", "/me", &[], None)).await.unwrap();
+    assert_eq!((missing.status(), body_json(&missing)["code"].clone()), (StatusCode::UNAUTHORIZED, json!("missing_api_key")));
+    let wrong = whoami::handler(&local, rest_request("GET", "/me", &[("X-API-Key", "fg_test_nope")], None)).await.unwrap();
+    assert_eq!((wrong.status(), body_json(&wrong)["code"].clone()), (StatusCode::UNAUTHORIZED, json!("invalid_api_key")));
+}
+
+#[tokio::test]
+async fn a_key_without_the_route_scope_gets_the_403_problem() {
+    let fields = context_fields("vehicles:read");
+    let request = rest_request("POST", "/vehicles", &[], Some(&fields));
+    let mut called = false;
+    let response = serve(&Authenticator::Gateway, &routes::CREATE_VEHICLE, request, |_, _| {
+        called = true;
+        async { json_response(StatusCode::CREATED, &json!({})) }
+    })
+    .await;
+    assert!(!called, "the handler must not run without the scope");
+    assert_eq!(response.status(), 403);
+    assert_eq!(header(&response, "x-accepted-scopes"), Some("vehicles:write"));
+    assert_eq!(header(&response, "x-key-scopes"), Some("vehicles:read"));
+    assert_eq!(
+        body_json(&response),
+        json!({"type": "https://fleetgate.dev/problems/insufficient-scope", "title": "Insufficient scope", "status": 403,
+               "detail": "This key lacks vehicles:write, which POST /vehicles requires.", "code": "insufficient_scope",
+               "required_scopes": ["vehicles:write"], "granted_scopes": ["vehicles:read"],
+               "effective_scopes": ["vehicles:read"], "request_id": "gw-req-1"})
+    );
+}
+
+#[tokio::test]
+async fn write_scope_passes_the_read_route_and_wrong_methods_are_405() {
+    let fields = context_fields("vehicles:write");
+    let ok = serve(&Authenticator::Gateway, &routes::LIST_VEHICLES, rest_request("GET", "/vehicles", &[], Some(&fields)), |auth, _| async move {
+        json_response(StatusCode::OK, &json!({"tenant": auth.tenant_id.as_str()}))
+    })
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(body_json(&ok)["tenant"], "acme");
+
+    let wrong = whoami::handler(&gateway(), rest_request("DELETE", "/me", &[], Some(&fields))).await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(header(&wrong, "allow"), Some("GET"));
+}
+
+#[tokio::test]
+async fn a_tampered_authorizer_context_is_refused() {
+    let mut fields = context_fields("vehicles:read");
+    fields.insert("scopes", "vehicles:read admin:all".into());
+    let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[], Some(&fields))).await.unwrap();
+    assert_eq!(response.status(), 401);
+}
