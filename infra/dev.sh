@@ -35,6 +35,5 @@ cat >&2 <<MSG
     Ctrl-C stops DynamoDB Local and cargo lambda watch.
 MSG
 cd "$root"
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT" &
-started_pids+=($!)
+run_in_group cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT"
 wait "${started_pids[-1]}"

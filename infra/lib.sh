@@ -8,9 +8,16 @@ started_pids=()
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# True when something answers HTTP on 127.0.0.1:$1.
+# True when something accepts TCP connections on 127.0.0.1:$1 (bash only, no curl needed).
 port_answers() {
-  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Runs "$@" in the background in a process group of its own, so stop_started
+# can stop it with everything it spawned (cargo lambda watch runs one process per function).
+run_in_group() {
+  setsid "$@" &
+  started_pids+=($!)
 }
 
 wait_for_port() { # port seconds what
@@ -32,9 +39,8 @@ start_dynamodb() {
     return 0
   fi
   step "starting DynamoDB Local on 127.0.0.1:$port (log: .local/dynamodb-$port.log)"
-  java -Xmx256m -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
-  started_pids+=($!)
+  run_in_group java -Xmx256m -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
+    -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1
   wait_for_port "$port" 30 "DynamoDB Local"
 }
 
@@ -44,15 +50,13 @@ start_watch_background() {
   shift
   mkdir -p "$root/.local"
   step "starting cargo lambda watch on 127.0.0.1:$port (log: .local/watch-$port.log)"
-  (cd "$root" && exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" "$@") >"$log" 2>&1 &
-  started_pids+=($!)
+  run_in_group cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" "$@" >"$log" 2>&1
 }
 
 stop_started() {
   local pid
   for pid in "${started_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    pkill -P "$pid" 2>/dev/null || true
+    kill -TERM -- "-$pid" 2>/dev/null || true
   done
   for pid in "${started_pids[@]}"; do
     wait "$pid" 2>/dev/null || true
