@@ -1,5 +1,5 @@
 # The two commands of README.md. Everything they need is installed into .tools/.
-.PHONY: dev test
+.PHONY: dev test sam-build
 
 ## Run the API locally on http://127.0.0.1:9000 (DynamoDB Local + cargo lambda watch).
 dev:
@@ -8,3 +8,9 @@ dev:
 ## Run every test against a real DynamoDB Local, plus sam validate --lint.
 test:
 	bash infra/test.sh
+
+## sam build (arm64 release binaries via cargo lambda), as `sam deploy` needs it.
+sam-build:
+	bash infra/bootstrap.sh lambda sam
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam build
