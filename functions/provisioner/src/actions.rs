@@ -152,7 +152,7 @@ pub async fn revoke_key(state: &State, input: RevokeKey, request_id: &str) -> Re
                 record.revoke_reason = reason;
             }
             // Revoked concurrently: report the stored state.
-            Err(DbError::ConditionFailed) => record = find(state, &input.tenant_id, &input.key_id).await?,
+            Err(err) if err.is_condition_failure() => record = find(state, &input.tenant_id, &input.key_id).await?,
             Err(err) => return Err(err.into()),
         }
     }
@@ -195,7 +195,7 @@ pub async fn rotate_key(state: &State, input: RotateKey, request_id: &str) -> Re
     let audit = audit_record(state, &new, "rotate_key", request_id);
     match state.keys.rotate(&old, &new, old_expires_at, state.audit.put_item(&audit)?).await {
         Ok(()) => {}
-        Err(DbError::ConditionFailed) => {
+        Err(err) if err.is_condition_failure() => {
             return Err(ProvisionError::field("key_id", "the key was revoked or rotated meanwhile; read it again"));
         }
         Err(err) => return Err(err.into()),

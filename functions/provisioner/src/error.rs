@@ -60,9 +60,10 @@ impl ProvisionError {
 
 impl From<DbError> for ProvisionError {
     fn from(err: DbError) -> Self {
-        match err {
-            DbError::Unavailable(_) => ProvisionError::Unavailable(err),
-            other => ProvisionError::Internal(other),
+        if matches!(err, DbError::Unavailable(_)) || err.is_conflict() {
+            ProvisionError::Unavailable(err)
+        } else {
+            ProvisionError::Internal(err)
         }
     }
 }

@@ -7,6 +7,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::TransactWriteItem;
 
 /// Builds the DynamoDB client from the environment (region, credentials and,
 /// locally, `AWS_ENDPOINT_URL_DYNAMODB`). Call once per cold start.
@@ -34,15 +36,78 @@ pub enum DbError {
     /// Throttled, timed out or unreachable: transient, answer 503 and let the client retry.
     #[error("DynamoDB is unavailable or throttling")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A condition expression (or a transaction's condition) did not hold.
+    /// A single item's condition expression did not hold.
     #[error("a DynamoDB condition did not hold")]
     ConditionFailed,
+    /// A transaction was cancelled; one reason per item, in the order the items were given.
+    #[error("DynamoDB transaction cancelled: {reasons:?}")]
+    TransactionCancelled { reasons: Vec<CancelReason> },
     /// Anything else: a bug or a misconfiguration (wrong table name, missing permission).
     #[error("DynamoDB request failed")]
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An item did not match its Rust type.
     #[error("DynamoDB item could not be mapped")]
     Mapping(#[from] serde_dynamo::Error),
+}
+
+/// Why one item of a cancelled transaction failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    /// This item was fine; another one cancelled the transaction.
+    None,
+    ConditionFailed,
+    /// Another transaction touched this item at the same moment; retrying may succeed.
+    Conflict,
+    Other(String),
+}
+
+impl DbError {
+    /// Whether the condition of item `index` of a transaction (or a single-item condition) failed.
+    pub fn condition_failed_at(&self, index: usize) -> bool {
+        match self {
+            DbError::ConditionFailed => true,
+            DbError::TransactionCancelled { reasons } => reasons.get(index) == Some(&CancelReason::ConditionFailed),
+            _ => false,
+        }
+    }
+
+    /// Whether any condition failed.
+    pub fn is_condition_failure(&self) -> bool {
+        match self {
+            DbError::ConditionFailed => true,
+            DbError::TransactionCancelled { reasons } => reasons.contains(&CancelReason::ConditionFailed),
+            _ => false,
+        }
+    }
+
+    /// A concurrent transaction on the same items: the caller may re-read and retry.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::TransactionCancelled { reasons } if reasons.contains(&CancelReason::Conflict))
+    }
+}
+
+/// Writes `items` in one transaction, reporting a cancellation item by item.
+pub async fn transact_write(client: &Client, items: Vec<TransactWriteItem>) -> Result<(), DbError> {
+    let err = match client.transact_write_items().set_transact_items(Some(items)).send().await {
+        Ok(_) => return Ok(()),
+        Err(err) => err,
+    };
+    if let SdkError::ServiceError(service) = &err {
+        if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() {
+            let reasons = cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| match reason.code().unwrap_or("None") {
+                    "None" => CancelReason::None,
+                    "ConditionalCheckFailed" => CancelReason::ConditionFailed,
+                    "TransactionConflict" => CancelReason::Conflict,
+                    other => CancelReason::Other(other.to_owned()),
+                })
+                .collect();
+            return Err(DbError::TransactionCancelled { reasons });
+        }
+    }
+    Err(err.into())
 }
 
 /// Error codes DynamoDB uses for transient trouble on its side.
@@ -67,14 +132,6 @@ where
                 let code = service.err().code().unwrap_or_default();
                 if code == "ConditionalCheckFailedException" {
                     return DbError::ConditionFailed;
-                }
-                if code == "TransactionCanceledException" {
-                    // Cancelled by a condition unless DynamoDB says a conflict or throttle caused it.
-                    let message = service.err().message().unwrap_or_default();
-                    if message.contains("ConditionalCheckFailed") {
-                        return DbError::ConditionFailed;
-                    }
-                    return DbError::Unavailable(Box::new(err));
                 }
                 if TRANSIENT_CODES.contains(&code) {
                     DbError::Unavailable(Box::new(err))

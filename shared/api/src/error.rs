@@ -172,9 +172,11 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        match err {
-            DbError::Unavailable(_) => ApiError::ServiceUnavailable(err),
-            other => ApiError::Internal(Box::new(other)),
+        // A race lost to a concurrent write of the same item is transient too: retry.
+        if matches!(err, DbError::Unavailable(_)) || err.is_conflict() {
+            ApiError::ServiceUnavailable(err)
+        } else {
+            ApiError::Internal(Box::new(err))
         }
     }
 }

@@ -6,7 +6,10 @@ pub mod audit;
 pub mod dynamo;
 pub mod error;
 pub mod http;
+pub mod ids;
+pub mod input;
 pub mod keys;
+pub mod list;
 pub mod timestamp;
 
 pub use error::{ApiError, FieldError};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use fleetgate_scopes::{Environment, ScopeSet, TenantId};
 
-use crate::dynamo::{ConfigError, DbError, env_var};
+use crate::dynamo::{ConfigError, DbError, env_var, transact_write};
 use crate::keys::KeyHash;
 use crate::timestamp::Timestamp;
 
@@ -146,13 +146,7 @@ impl KeyStore {
 
     /// Stores a new key and its audit record atomically.
     pub async fn create(&self, record: &KeyRecord, audit: TransactWriteItem) -> Result<(), DbError> {
-        self.client
-            .transact_write_items()
-            .transact_items(self.put_new(record)?)
-            .transact_items(audit)
-            .send()
-            .await?;
-        Ok(())
+        transact_write(&self.client, vec![self.put_new(record)?, audit]).await
     }
 
     /// Marks a key revoked (if it is not already) together with its audit record.
@@ -175,17 +169,11 @@ impl KeyStore {
             None => update.update_expression("SET revoked_at = :at"),
         };
         let update = update.build().map_err(|e| DbError::Failed(Box::new(e)))?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(audit)
-            .send()
-            .await?;
-        Ok(())
+        transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), audit]).await
     }
 
     /// Stores `new` and sets `old` to expire at `old_expires_at`, with the audit record, atomically.
-    /// Fails with [`DbError::ConditionFailed`] if `old` was revoked or rotated meanwhile.
+    /// Fails with a condition failure if `old` was revoked or rotated meanwhile.
     pub async fn rotate(
         &self,
         old: &KeyRecord,
@@ -204,14 +192,8 @@ impl KeyStore {
             .expression_attribute_values(":new_id", serde_dynamo::to_attribute_value(&new.key_id)?)
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
-        self.client
-            .transact_write_items()
-            .transact_items(self.put_new(new)?)
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(audit)
-            .send()
-            .await?;
-        Ok(())
+        transact_write(&self.client, vec![self.put_new(new)?, TransactWriteItem::builder().update(update).build(), audit])
+            .await
     }
 
     /// Records a use of the key, unless one was recorded within the last hour

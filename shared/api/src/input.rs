@@ -1,0 +1,199 @@
+//! Reading request input at the edge: the JSON body (415, 413, 400), its fields
+//! (422 with every failing field at once), and query parameters (400).
+
+use std::collections::BTreeSet;
+
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, FieldError};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The request body as JSON. Checks media type and size before parsing.
+pub fn json_body(req: &Request) -> Result<Value, ApiError> {
+    let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    if media_type != "application/json" && !media_type.ends_with("+json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest { code: "invalid_json", detail: "The request body is empty; send a JSON object.".into() });
+    }
+    serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest {
+        code: "invalid_json",
+        // serde_json's syntax errors name a line and column, never the input itself.
+        detail: format!("The request body is not valid JSON: {err}."),
+    })
+}
+
+/// Takes the fields of a JSON object one by one, collecting every problem, so a
+/// client learns all that is wrong with its body in one 422.
+pub struct Fields {
+    map: Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    /// Fails with a 422 unless `value` is a JSON object.
+    pub fn new(value: Value) -> Result<Fields, ApiError> {
+        match value {
+            Value::Object(map) => Ok(Fields { map, errors: Vec::new() }),
+            _ => Err(ApiError::ValidationFailed(vec![FieldError {
+                field: String::new(),
+                message: "the body must be a JSON object".into(),
+            }])),
+        }
+    }
+
+    /// A field that must be present and not null.
+    pub fn required<T>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => {
+                self.error(name, "is required");
+                None
+            }
+            Some(value) => self.check(name, parse(&value)),
+        }
+    }
+
+    /// A field that may be absent or null (`Some(None)`); `None` when it is present but invalid.
+    pub fn optional<T>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<Option<T>> {
+        match self.map.remove(name) {
+            None | Some(Value::Null) => Some(None),
+            Some(value) => self.check(name, parse(&value)).map(Some),
+        }
+    }
+
+    /// Refuses what is left: `server_owned` fields by name, anything else as unknown.
+    /// Returns `Ok` only if no field failed.
+    pub fn finish(mut self, server_owned: &[&str]) -> Result<(), ApiError> {
+        let rest: BTreeSet<String> = std::mem::take(&mut self.map).into_iter().map(|(name, _)| name).collect();
+        for name in rest {
+            let message = if server_owned.contains(&name.as_str()) {
+                "is set by the server and cannot be written"
+            } else {
+                "is not a known field"
+            };
+            self.error(&name, message);
+        }
+        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::ValidationFailed(self.errors)) }
+    }
+
+    fn check<T>(&mut self, name: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.error(name, &message)).ok()
+    }
+
+    fn error(&mut self, name: &str, message: &str) {
+        // Field names come from the client: bound what is echoed.
+        let field: String = name.chars().take(64).collect();
+        self.errors.push(FieldError { field, message: message.to_owned() });
+    }
+}
+
+/// A trimmed string of 1..=`max` characters without control characters.
+pub fn text(value: &Value, max: usize) -> Result<String, String> {
+    let Value::String(text) = value else { return Err("must be a string".into()) };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if text.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// A whole number within `range`.
+pub fn integer(value: &Value, range: std::ops::RangeInclusive<i64>) -> Result<i64, String> {
+    match value.as_i64() {
+        Some(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from {} to {}", range.start(), range.end())),
+    }
+}
+
+/// The query string, refusing parameters a route does not know and repeated ones.
+pub fn query_params(req: &Request, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let query = req.query_string_parameters();
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (name, value) in query.iter() {
+        if !known.contains(&name) {
+            let name: String = name.chars().take(64).collect();
+            return Err(invalid_parameter(format!("Unknown query parameter '{name}'; this route accepts: {}.", known.join(", "))));
+        }
+        if params.iter().any(|(seen, _)| seen == name) {
+            return Err(invalid_parameter(format!("Query parameter '{name}' was given more than once.")));
+        }
+        params.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(params)
+}
+
+/// A 400 for a query parameter.
+pub fn invalid_parameter(detail: String) -> ApiError {
+    ApiError::BadRequest { code: "invalid_parameter", detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(content_type: Option<&str>, body: &str) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri("/vehicles");
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        builder.body(Body::Text(body.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn body_checks_type_size_and_syntax_in_that_order() {
+        assert!(matches!(json_body(&request(Some("text/plain"), "{}")), Err(ApiError::UnsupportedMediaType)));
+        assert!(matches!(json_body(&request(None, "{}")), Err(ApiError::UnsupportedMediaType)));
+        let huge = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
+        assert!(matches!(json_body(&request(Some("application/json"), &huge)), Err(ApiError::PayloadTooLarge { .. })));
+        let bad = json_body(&request(Some("application/json; charset=utf-8"), "{\"vin\": ")).unwrap_err();
+        assert_eq!((bad.status().as_u16(), bad.code()), (400, "invalid_json"));
+        assert_eq!(json_body(&request(Some("application/json"), "{\"a\":1}")).unwrap(), json!({"a": 1}));
+    }
+
+    #[test]
+    fn fields_report_every_problem_at_once() {
+        let mut fields = Fields::new(json!({"name": " ", "year": 1800, "id": "veh_x", "colour": "red"})).unwrap();
+        assert_eq!(fields.required("name", |v| text(v, 10)), None);
+        assert_eq!(fields.required("year", |v| integer(v, 1900..=2027)), None);
+        assert_eq!(fields.required("vin", |v| text(v, 17)), None);
+        assert_eq!(fields.optional("plate", |v| text(v, 10)), Some(None));
+        let Err(ApiError::ValidationFailed(errors)) = fields.finish(&["id"]) else { panic!("expected 422") };
+        let by_field: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            by_field,
+            [
+                ("name", "must not be empty"),
+                ("year", "must be a whole number from 1900 to 2027"),
+                ("vin", "is required"),
+                ("colour", "is not a known field"),
+                ("id", "is set by the server and cannot be written"),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_objects_are_422() {
+        assert!(matches!(Fields::new(json!([1, 2])), Err(ApiError::ValidationFailed(_))));
+    }
+}

@@ -1,0 +1,202 @@
+//! List pages: `limit`, opaque signed cursors bound to the tenant and the query,
+//! and the `{"data": [...], "next_cursor": ...}` envelope.
+//!
+//! A cursor is `base64url(json position) . base64url(HMAC-SHA256(secret, query ‖ position))`
+//! truncated to 128 bits, where `query` names the tenant, the route and its
+//! filters. A cursor from another tenant or query, edited, or invented fails
+//! the MAC and is a 400; it never reaches DynamoDB.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+use crate::dynamo::{ConfigError, env_var};
+use crate::error::ApiError;
+use crate::input::invalid_parameter;
+
+pub const DEFAULT_LIMIT: i32 = 25;
+pub const MAX_LIMIT: i32 = 100;
+const MAC_BYTES: usize = 16;
+/// Longest cursor accepted; real ones are far shorter.
+const MAX_CURSOR_CHARS: usize = 1024;
+
+/// One page of a list response.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a list query resumes: DynamoDB's `LastEvaluatedKey` (string attributes only).
+pub type Position = BTreeMap<String, String>;
+
+/// Signs and checks cursors with the deployment's secret (`CURSOR_SECRET`).
+#[derive(Clone)]
+pub struct CursorSigner {
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for CursorSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorSigner(…)")
+    }
+}
+
+impl CursorSigner {
+    pub fn new(secret: impl Into<Vec<u8>>) -> CursorSigner {
+        CursorSigner { secret: secret.into() }
+    }
+
+    pub fn from_env() -> Result<CursorSigner, ConfigError> {
+        Ok(CursorSigner::new(env_var("CURSOR_SECRET")?))
+    }
+
+    fn mac(&self, query: &str, position: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        // Length-prefix the query so (query, position) pairs cannot be re-split.
+        mac.update(&(query.len() as u64).to_be_bytes());
+        mac.update(query.as_bytes());
+        mac.update(position);
+        mac
+    }
+
+    /// The cursor that resumes `query` after `position`.
+    pub fn encode(&self, query: &str, position: &Position) -> String {
+        let json = serde_json::to_vec(position).expect("a string map serialises");
+        let tag = self.mac(query, &json).finalize().into_bytes();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(&json), URL_SAFE_NO_PAD.encode(&tag[..MAC_BYTES]))
+    }
+
+    /// The position in `cursor`, if it was made by [`CursorSigner::encode`] for this very `query`.
+    pub fn decode(&self, query: &str, cursor: &str) -> Result<Position, ApiError> {
+        let invalid = || ApiError::BadRequest {
+            code: "invalid_cursor",
+            detail: "The cursor is not valid for this list; use next_cursor from the previous page of the same query."
+                .into(),
+        };
+        if cursor.len() > MAX_CURSOR_CHARS {
+            return Err(invalid());
+        }
+        let (body, tag) = cursor.split_once('.').ok_or_else(invalid)?;
+        let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| invalid())?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
+        if tag.len() != MAC_BYTES {
+            return Err(invalid());
+        }
+        // Constant-time comparison of the truncated tag.
+        self.mac(query, &json).verify_truncated_left(&tag).map_err(|_| invalid())?;
+        serde_json::from_slice(&json).map_err(|_| invalid())
+    }
+}
+
+/// Names a list query for cursor binding: tenant, route and every filter value.
+pub fn query_identity(tenant_id: &str, route: &str, filters: &[(&str, Option<&str>)]) -> String {
+    let mut identity = format!("{tenant_id}\n{route}");
+    for (name, value) in filters {
+        identity.push_str(&format!("\n{name}={}", value.unwrap_or("")));
+    }
+    identity
+}
+
+/// `limit` and `cursor` of a list request.
+#[derive(Debug, Default)]
+pub struct PageRequest {
+    pub limit: i32,
+    pub start: Option<Position>,
+}
+
+impl PageRequest {
+    /// Reads `limit` and `cursor` from already-collected query parameters.
+    pub fn parse(
+        params: &[(String, String)],
+        signer: &CursorSigner,
+        query: &str,
+    ) -> Result<PageRequest, ApiError> {
+        let mut page = PageRequest { limit: DEFAULT_LIMIT, start: None };
+        for (name, value) in params {
+            match name.as_str() {
+                "limit" => {
+                    page.limit = value.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                        invalid_parameter(format!("limit must be a whole number from 1 to {MAX_LIMIT}."))
+                    })?;
+                }
+                "cursor" => page.start = Some(signer.decode(query, value)?),
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// A DynamoDB key as a cursor position (string attributes only).
+pub fn position_of(key: &HashMap<String, AttributeValue>) -> Position {
+    key.iter().filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone()))).collect()
+}
+
+/// A cursor position back as a DynamoDB `ExclusiveStartKey`.
+pub fn start_key(position: &Position) -> HashMap<String, AttributeValue> {
+    position.iter().map(|(name, value)| (name.clone(), AttributeValue::S(value.clone()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn position() -> Position {
+        [("pk".to_owned(), "acme".to_owned()), ("sk".to_owned(), "vehicle#veh_1".to_owned())].into()
+    }
+
+    #[test]
+    fn a_cursor_round_trips_only_for_its_own_query() {
+        let signer = CursorSigner::new("secret");
+        let query = query_identity("acme", "GET /vehicles", &[("status", Some("active"))]);
+        let cursor = signer.encode(&query, &position());
+        assert_eq!(signer.decode(&query, &cursor).unwrap(), position());
+
+        let other_tenant = query_identity("globex", "GET /vehicles", &[("status", Some("active"))]);
+        let other_filter = query_identity("acme", "GET /vehicles", &[("status", None)]);
+        for query in [other_tenant, other_filter] {
+            let err = signer.decode(&query, &cursor).unwrap_err();
+            assert_eq!((err.status().as_u16(), err.code()), (400, "invalid_cursor"));
+        }
+        assert!(CursorSigner::new("other secret").decode(&query, &cursor).is_err());
+    }
+
+    #[test]
+    fn an_edited_position_is_refused() {
+        let signer = CursorSigner::new("secret");
+        let cursor = signer.encode("q", &position());
+        let (_, tag) = cursor.split_once('.').unwrap();
+        let forged = serde_json::to_vec(&Position::from([("pk".to_owned(), "globex".to_owned())])).unwrap();
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged));
+        assert!(signer.decode("q", &forged).is_err());
+        assert!(signer.decode("q", &format!("{cursor}A")).is_err());
+        assert!(signer.decode("q", cursor.split_once('.').unwrap().0).is_err());
+    }
+
+    #[test]
+    fn limit_is_bounded() {
+        let signer = CursorSigner::new("s");
+        let limit = |v: &str| PageRequest::parse(&[("limit".into(), v.into())], &signer, "q").map(|p| p.limit);
+        assert_eq!(limit("1").unwrap(), 1);
+        assert_eq!(limit("100").unwrap(), 100);
+        for bad in ["0", "101", "-1", "ten", "", "1e2"] {
+            assert_eq!(limit(bad).unwrap_err().code(), "invalid_parameter", "{bad}");
+        }
+        assert_eq!(PageRequest::parse(&[], &signer, "q").unwrap().limit, DEFAULT_LIMIT);
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_cursors_are_400_never_a_panic(cursor in ".{0,200}") {
+            let err = CursorSigner::new("s").decode("q", &cursor).unwrap_err();
+            prop_assert_eq!(err.code(), "invalid_cursor");
+        }
+    }
+}
