@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use fleetgate_api::audit::AuditLog;
-use fleetgate_api::http::Authenticator;
+use fleetgate_api::http::{Authenticator, Gate};
 use fleetgate_api::keys::{KeyResolver, KeyStore};
 use fleetgate_local::{TableNames, Template, create_tables};
-use fleetgate_scopes::Environment;
+use fleetgate_fleet::vehicles::VehicleStore;
+use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId};
 use provisioner::ProvisionError;
 
 /// Set by `make test` (infra/test.sh) to the DynamoDB Local it started.
@@ -81,9 +82,47 @@ impl TestStack {
         authorizer::State { resolver: self.resolver() }
     }
 
+    /// A production gate (authorizer context only) that audits into this stack's table.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            authenticator: Authenticator::Gateway,
+            audit: Some(AuditLog::new(self.client.clone(), self.tables.audit.clone())),
+        }
+    }
+
+    pub fn vehicle_store(&self) -> VehicleStore {
+        VehicleStore::new(self.client.clone(), self.tables.fleet.clone())
+    }
+
+    /// The authorizer context of a key of this tenant with `scopes` (space-separated).
+    pub fn key_context(&self, scopes: &str) -> BTreeMap<&'static str, String> {
+        AuthContext::new(
+            TenantId::parse(&self.tenant).unwrap(),
+            "key_testtesttesttesttest".into(),
+            "test key".into(),
+            ScopeSet::parse_space_separated(scopes).unwrap(),
+            Environment::Test,
+            None,
+        )
+        .to_authorizer_context()
+        .into_iter()
+        .collect()
+    }
+
+    /// Every audit record of this tenant as (action, resource_id, outcome), oldest first.
+    pub async fn audit_trail(&self) -> Vec<(String, Option<String>, String)> {
+        self.audit_records()
+            .await
+            .into_iter()
+            .map(|r| {
+                (r["action"].as_str().unwrap().to_owned(), r["resource_id"].as_str().map(str::to_owned), r["outcome"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+
     /// whoami as the local stack runs it (resolving X-API-Key in-process).
     pub fn whoami_local(&self) -> whoami::State {
-        whoami::State { authenticator: Authenticator::Local(self.resolver()) }
+        whoami::State { gate: Gate { authenticator: Authenticator::Local(self.resolver()), audit: None } }
     }
 
     /// Invokes the provisioner with `event` (this test's tenant is not filled in for you).
@@ -107,8 +146,12 @@ impl TestStack {
         serde_json::to_string(&values).unwrap()
     }
 
-    /// This tenant's audit records, oldest first.
+    /// This tenant's audit actions, oldest first.
     pub async fn audit_actions(&self) -> Vec<String> {
+        self.audit_records().await.iter().map(|r| r["action"].as_str().unwrap().to_owned()).collect()
+    }
+
+    async fn audit_records(&self) -> Vec<Value> {
         let output = self
             .client
             .query()
@@ -118,12 +161,7 @@ impl TestStack {
             .send()
             .await
             .unwrap();
-        output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| serde_dynamo::from_item::<_, Value>(item).unwrap()["action"].as_str().unwrap().to_owned())
-            .collect()
+        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).unwrap()).collect()
     }
 }
 
@@ -135,21 +173,82 @@ pub fn context() -> Context {
 
 /// A REST API (v1) proxy event, as API Gateway sends it after the authorizer.
 pub fn rest_request(method: &str, path: &str, headers: &[(&str, &str)], authorizer: Option<&BTreeMap<&str, String>>) -> Request {
-    let headers: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
-    let mut request_context = json!({
-        "accountId": "123456789012", "resourceId": "abc", "stage": "v1", "requestId": "gw-req-1",
-        "identity": {"sourceIp": "203.0.113.9"}, "resourcePath": path, "httpMethod": method, "apiId": "api123",
-        "path": format!("/v1{path}"),
-    });
-    if let Some(fields) = authorizer {
-        request_context["authorizer"] = json!(fields);
+    let mut req = Req::new(method, path);
+    for (name, value) in headers {
+        req = req.header(name, value);
     }
-    let event = json!({
-        "resource": path, "path": path, "httpMethod": method, "headers": headers,
-        "multiValueHeaders": {}, "queryStringParameters": null, "pathParameters": null,
-        "requestContext": request_context, "body": null, "isBase64Encoded": false,
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("valid REST event")
+    req.build(authorizer)
+}
+
+/// Builds REST API (v1) proxy events.
+pub struct Req {
+    method: String,
+    path: String,
+    headers: serde_json::Map<String, Value>,
+    path_parameters: Value,
+    query: serde_json::Map<String, Value>,
+    body: Value,
+}
+
+impl Req {
+    pub fn new(method: &str, path: &str) -> Req {
+        Req {
+            method: method.into(),
+            path: path.into(),
+            headers: serde_json::Map::new(),
+            path_parameters: Value::Null,
+            query: serde_json::Map::new(),
+            body: Value::Null,
+        }
+    }
+
+    /// `PUT`/`GET` on `/vehicles/{id}` style paths: sets the `id` path parameter.
+    pub fn with_id(method: &str, collection: &str, id: &str) -> Req {
+        let mut req = Req::new(method, &format!("{collection}/{id}"));
+        req.path_parameters = json!({"id": id});
+        req
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.insert(name.to_owned(), json!(value));
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Req {
+        self.query.insert(name.to_owned(), json!(value));
+        self
+    }
+
+    /// A JSON body with its content type.
+    pub fn json(self, body: &Value) -> Req {
+        self.header("content-type", "application/json").raw_body(&body.to_string())
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Req {
+        self.body = json!(body);
+        self
+    }
+
+    pub fn build(self, authorizer: Option<&BTreeMap<&str, String>>) -> Request {
+        let mut request_context = json!({
+            "accountId": "123456789012", "resourceId": "abc", "stage": "v1", "requestId": "gw-req-1",
+            "identity": {"sourceIp": "203.0.113.9"}, "resourcePath": self.path, "httpMethod": self.method,
+            "apiId": "api123", "path": format!("/v1{}", self.path),
+        });
+        if let Some(fields) = authorizer {
+            request_context["authorizer"] = json!(fields);
+        }
+        let multi_query: serde_json::Map<String, Value> = self.query.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+        let event = json!({
+            "resource": self.path, "path": self.path, "httpMethod": self.method, "headers": self.headers,
+            "multiValueHeaders": {},
+            "queryStringParameters": if self.query.is_empty() { Value::Null } else { Value::Object(self.query) },
+            "multiValueQueryStringParameters": if multi_query.is_empty() { Value::Null } else { Value::Object(multi_query) },
+            "pathParameters": self.path_parameters,
+            "requestContext": request_context, "body": self.body, "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("valid REST event")
+    }
 }
 
 /// An authorizer REQUEST event for `GET /me` with the given headers.

@@ -5,4 +5,5 @@ mod authorizer;
 mod helpers;
 mod provisioner;
 mod route_table;
+mod vehicles;
 mod whoami;

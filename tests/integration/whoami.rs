@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use http::StatusCode;
 use serde_json::json;
 
-use fleetgate_api::http::{Authenticator, json_response, serve};
+use fleetgate_api::http::{Authenticator, Gate, json_response, serve};
 use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId, routes};
 
 use crate::helpers::{TestStack, body_json, header, rest_request};
@@ -25,8 +25,12 @@ fn context_fields(scopes: &str) -> BTreeMap<&'static str, String> {
     .collect()
 }
 
+fn gateway_gate() -> Gate {
+    Gate { authenticator: Authenticator::Gateway, audit: None }
+}
+
 fn gateway() -> whoami::State {
-    whoami::State { authenticator: Authenticator::Gateway }
+    whoami::State { gate: gateway_gate() }
 }
 
 #[tokio::test]
@@ -81,7 +85,7 @@ async fn a_key_without_the_route_scope_gets_the_403_problem() {
     let fields = context_fields("vehicles:read");
     let request = rest_request("POST", "/vehicles", &[], Some(&fields));
     let mut called = false;
-    let response = serve(&Authenticator::Gateway, &routes::CREATE_VEHICLE, request, |_, _| {
+    let response = serve(&gateway_gate(), &routes::CREATE_VEHICLE, request, |_, _| {
         called = true;
         async { json_response(StatusCode::CREATED, &json!({})) }
     })
@@ -102,8 +106,8 @@ async fn a_key_without_the_route_scope_gets_the_403_problem() {
 #[tokio::test]
 async fn write_scope_passes_the_read_route_and_wrong_methods_are_405() {
     let fields = context_fields("vehicles:write");
-    let ok = serve(&Authenticator::Gateway, &routes::LIST_VEHICLES, rest_request("GET", "/vehicles", &[], Some(&fields)), |auth, _| async move {
-        json_response(StatusCode::OK, &json!({"tenant": auth.tenant_id.as_str()}))
+    let ok = serve(&gateway_gate(), &routes::LIST_VEHICLES, rest_request("GET", "/vehicles", &[], Some(&fields)), |call, _| async move {
+        json_response(StatusCode::OK, &json!({"tenant": call.auth.tenant_id.as_str()}))
     })
     .await;
     assert_eq!(ok.status(), 200);

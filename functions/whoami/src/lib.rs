@@ -4,17 +4,18 @@ use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 
-use fleetgate_api::http::{Authenticator, json_response, serve};
+use fleetgate_api::http::{Authenticator, Gate, json_response, serve};
 use fleetgate_scopes::{AuthContext, routes};
 
 /// What the function keeps across invocations.
 pub struct State {
-    pub authenticator: Authenticator,
+    pub gate: Gate,
 }
 
 impl State {
+    /// No table access in production: everything comes from the authorizer context.
     pub async fn from_env() -> Result<State, Error> {
-        Ok(State { authenticator: Authenticator::from_env().await? })
+        Ok(State { gate: Gate { authenticator: Authenticator::from_env().await?, audit: None } })
     }
 }
 
@@ -46,8 +47,8 @@ impl<'a> From<&'a AuthContext> for Me<'a> {
 
 #[tracing::instrument(name = "GET /me", skip_all)]
 pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
-    Ok(serve(&state.authenticator, &routes::WHOAMI, req, |auth, _req| async move {
-        json_response(StatusCode::OK, &Me::from(&auth))
+    Ok(serve(&state.gate, &routes::WHOAMI, req, |call, _req| async move {
+        json_response(StatusCode::OK, &Me::from(&call.auth))
     })
     .await)
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use fleetgate_scopes::TenantId;
 
 use crate::dynamo::{ConfigError, DbError, env_var};
+use crate::http::Call;
 use crate::keys::new_public_id;
 use crate::timestamp::Timestamp;
 
@@ -85,6 +86,19 @@ impl AuditLog {
 
     pub fn retention_days(&self) -> i64 {
         self.retention_days
+    }
+
+    /// The record of an HTTP write `call` on `resource_id` with `outcome` (`ok` or a problem code).
+    pub fn record(&self, call: &Call, resource_id: Option<&str>, outcome: &str) -> AuditRecord {
+        AuditRecord::new(
+            call.auth.tenant_id.clone(),
+            Some(call.auth.key_id.clone()),
+            call.route.describe(),
+            resource_id.map(str::to_owned),
+            outcome,
+            call.request_id.clone(),
+            self.retention_days,
+        )
     }
 
     /// The put of `record`, to include in a transaction with the change it records.

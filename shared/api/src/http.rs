@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use fleetgate_scopes::{AuthContext, Environment, Route};
 
+use crate::audit::AuditLog;
 use crate::dynamo::{ConfigError, env_var};
 use crate::error::ApiError;
 use crate::keys::{KeyResolver, KeyStore};
@@ -35,14 +37,25 @@ pub enum Authenticator {
 impl Authenticator {
     /// `Gateway` unless `FLEETGATE_LOCAL_AUTH=1`; builds a DynamoDB client only for local mode.
     pub async fn from_env() -> Result<Authenticator, ConfigError> {
-        if std::env::var(LOCAL_AUTH_ENV).as_deref() != Ok("1") {
+        if !local_auth_enabled() {
             return Ok(Authenticator::Gateway);
         }
+        Authenticator::local_from_env(crate::dynamo::client().await)
+    }
+
+    /// As [`Authenticator::from_env`], for a function that has a DynamoDB client anyway.
+    pub fn from_env_with(client: &aws_sdk_dynamodb::Client) -> Result<Authenticator, ConfigError> {
+        if !local_auth_enabled() {
+            return Ok(Authenticator::Gateway);
+        }
+        Authenticator::local_from_env(client.clone())
+    }
+
+    fn local_from_env(client: aws_sdk_dynamodb::Client) -> Result<Authenticator, ConfigError> {
         let environment: Environment = env_var("FLEETGATE_ENVIRONMENT")?
             .parse()
             .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
-        let store = KeyStore::from_env(crate::dynamo::client().await)?;
-        Ok(Authenticator::Local(KeyResolver::new(store, environment)))
+        Ok(Authenticator::Local(KeyResolver::new(KeyStore::from_env(client)?, environment)))
     }
 
     /// The caller's context, or the 401/503 to answer.
@@ -55,6 +68,40 @@ impl Authenticator {
             }
         }
     }
+}
+
+fn local_auth_enabled() -> bool {
+    std::env::var(LOCAL_AUTH_ENV).as_deref() == Ok("1")
+}
+
+/// What every endpoint function keeps across invocations to run [`serve`].
+#[derive(Clone, Debug)]
+pub struct Gate {
+    pub authenticator: Authenticator,
+    /// Where refused writes are recorded; `None` for read-only routes.
+    pub audit: Option<AuditLog>,
+}
+
+impl Gate {
+    /// The gate of a function serving `route`: audits (`AUDIT_TABLE`) only for write routes.
+    pub fn from_env(client: &aws_sdk_dynamodb::Client, route: &Route) -> Result<Gate, ConfigError> {
+        let audit = if route.method == "GET" { None } else { Some(AuditLog::from_env(client.clone())?) };
+        Ok(Gate { authenticator: Authenticator::from_env_with(client)?, audit })
+    }
+
+    /// The audit put for a successful write `call` on `resource_id`, for the write's own transaction.
+    pub fn audit_success(&self, call: &Call, resource_id: &str) -> Result<TransactWriteItem, ApiError> {
+        let audit = self.audit.as_ref().ok_or_else(|| ApiError::Internal("write route without an audit log".into()))?;
+        Ok(audit.put_item(&audit.record(call, Some(resource_id), "ok"))?)
+    }
+}
+
+/// One authenticated, scope-checked call, as the handler receives it.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub auth: AuthContext,
+    pub request_id: String,
+    pub route: &'static Route,
 }
 
 /// Reads the REST API (v1) authorizer context. Anything else (no context, an
@@ -98,11 +145,12 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Result<Respo
 }
 
 /// Runs one endpoint: checks method, authenticates, checks `route`'s scope,
-/// calls `handle`, renders any error as problem+json, adds `X-Key-Scopes`
-/// to every authenticated response, and logs one line (ids only).
-pub async fn serve<F, Fut>(authenticator: &Authenticator, route: &Route, req: Request, handle: F) -> Response<Body>
+/// calls `handle`, renders any error as problem+json, audits refused writes,
+/// adds `X-Key-Scopes` to every authenticated response, and logs one line (ids only).
+/// A handler that writes puts its own audit record in the same transaction as the write.
+pub async fn serve<F, Fut>(gate: &Gate, route: &'static Route, req: Request, handle: F) -> Response<Body>
 where
-    F: FnOnce(AuthContext, Request) -> Fut,
+    F: FnOnce(Call, Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let request_id = request_id(&req);
@@ -110,15 +158,29 @@ where
         let err = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: route.method };
         return finish(route, &request_id, None, Err(err));
     }
-    let auth = match authenticator.authenticate(&req).await {
+    let auth = match gate.authenticator.authenticate(&req).await {
         Ok(auth) => auth,
         Err(err) => return finish(route, &request_id, None, Err(err)),
     };
+    let resource_id = req.path_parameters_ref().and_then(|params| params.first("id")).map(bounded_id);
+    let call = Call { auth: auth.clone(), request_id: request_id.clone(), route };
     let result = match auth.require(route) {
-        Ok(()) => handle(auth.clone(), req).await,
+        Ok(()) => handle(call.clone(), req).await,
         Err(missing) => Err(missing.into()),
     };
+    if let (Err(err), Some(audit), true) = (&result, &gate.audit, route.method != "GET") {
+        let record = audit.record(&call, resource_id.as_deref(), err.code());
+        if let Err(audit_err) = audit.append(&record).await {
+            // The refusal stands either way; losing its record is logged loudly.
+            tracing::error!(request_id, error = %audit_err, "could not audit a refused write");
+        }
+    }
     finish(route, &request_id, Some(&auth), result)
+}
+
+/// A path id as recorded in the audit trail: bounded, whatever the client sent.
+fn bounded_id(id: &str) -> String {
+    id.chars().take(64).collect()
 }
 
 fn finish(

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod dynamo;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
 pub mod input;
 pub mod keys;

@@ -43,6 +43,10 @@ impl Timestamp {
         Timestamp(self.0.saturating_sub(by))
     }
 
+    pub fn year(self) -> i32 {
+        self.0.year()
+    }
+
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }

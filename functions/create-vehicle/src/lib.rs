@@ -1,0 +1,68 @@
+//! `POST /vehicles`: adds a vehicle to the caller's fleet. VINs are unique per
+//! tenant; `Idempotency-Key` makes retries safe.
+
+use http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+
+use fleetgate_api::http::{Call, Gate, serve};
+use fleetgate_api::idempotency::{Begin, IdempotencyStore};
+use fleetgate_api::input::json_body;
+use fleetgate_api::{ApiError, Timestamp};
+use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, vehicle_response};
+use fleetgate_scopes::routes;
+
+/// What the function keeps across invocations.
+pub struct State {
+    pub gate: Gate,
+    pub vehicles: VehicleStore,
+    pub idempotency: IdempotencyStore,
+}
+
+impl State {
+    pub async fn from_env() -> Result<State, Error> {
+        let client = fleetgate_api::dynamo::client().await;
+        Ok(State {
+            gate: Gate::from_env(&client, &routes::CREATE_VEHICLE)?,
+            vehicles: VehicleStore::from_env(client.clone())?,
+            idempotency: IdempotencyStore::from_env(client)?,
+        })
+    }
+}
+
+#[tracing::instrument(name = "POST /vehicles", skip_all)]
+pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
+    Ok(serve(&state.gate, &routes::CREATE_VEHICLE, req, |call, req| create_vehicle(state, call, req)).await)
+}
+
+async fn create_vehicle(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
+    let now = Timestamp::now();
+    let body = json_body(&req)?;
+    // Validate before claiming the idempotency key: a rejected body stores nothing.
+    let input = VehicleInput::parse(body.clone(), now)?;
+    let claim = match state.idempotency.begin(&call, &req, &body).await? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Proceed(claim) => claim,
+    };
+    let vehicle = Vehicle::create(input, now);
+    let mut response = vehicle_response(StatusCode::CREATED, &vehicle)?;
+    let location = format!("{}/{}", req.uri().path().trim_end_matches('/'), vehicle.id);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, location);
+    }
+    let mut extra = vec![state.gate.audit_success(&call, &vehicle.id)?];
+    if let Some(claim) = &claim {
+        extra.push(claim.completion(&response)?);
+    }
+    match state.vehicles.create(&call.auth.tenant_id, &vehicle, extra).await {
+        Ok(()) => {
+            tracing::info!(vehicle_id = %vehicle.id, "vehicle created");
+            Ok(response)
+        }
+        Err(err) => {
+            if let Some(claim) = claim {
+                state.idempotency.release(claim).await;
+            }
+            Err(err.into())
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! Vehicles: the wire type, validation of client input into it, and the fleet-table store.
+//!
+//! Items (partition key = tenant id, so nothing crosses tenants):
+//! - `sk = vehicle#<id>`: the vehicle; `gsi1pk = <tenant>#vehicle-status#<status>`,
+//!   `gsi1sk = <id>` serve the status filter.
+//! - `sk = vin#<VIN>`: owns the VIN, so DynamoDB itself keeps VINs unique per tenant.
+
+use std::fmt;
+use std::str::FromStr;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
+use fleetgate_api::error::ApiError;
+use fleetgate_api::input::{Fields, integer, text};
+use fleetgate_api::list::{Position, position_of, start_key};
+use fleetgate_api::{Timestamp, ids};
+use fleetgate_scopes::TenantId;
+
+pub const ID_PREFIX: &str = "veh_";
+/// Fields the server sets; a client that sends them gets a 422 naming them.
+pub const SERVER_OWNED_FIELDS: [&str; 6] = ["id", "version", "tenant_id", "created_at", "updated_at", "etag"];
+const STATUS_INDEX: &str = "gsi1";
+/// How often a write retries after losing a race to a concurrent transaction.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Operating state of a vehicle.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VehicleStatus {
+    Active,
+    Inactive,
+    InShop,
+    Retired,
+}
+
+impl VehicleStatus {
+    pub const ALL: [VehicleStatus; 4] =
+        [VehicleStatus::Active, VehicleStatus::Inactive, VehicleStatus::InShop, VehicleStatus::Retired];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            VehicleStatus::Active => "active",
+            VehicleStatus::Inactive => "inactive",
+            VehicleStatus::InShop => "in_shop",
+            VehicleStatus::Retired => "retired",
+        }
+    }
+
+    fn expected() -> String {
+        format!("must be one of: {}", VehicleStatus::ALL.map(VehicleStatus::as_str).join(", "))
+    }
+}
+
+impl fmt::Display for VehicleStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for VehicleStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        VehicleStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(VehicleStatus::expected)
+    }
+}
+
+/// A Vehicle Identification Number: 17 of `A-H J-N P R-Z 0-9` (no I, O, Q), stored upper-case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Vin(String);
+
+impl Vin {
+    pub fn parse(s: &str) -> Result<Vin, String> {
+        let vin = s.trim().to_ascii_uppercase();
+        let allowed = |c: char| c.is_ascii_digit() || (c.is_ascii_uppercase() && !matches!(c, 'I' | 'O' | 'Q'));
+        if vin.chars().count() != 17 {
+            return Err("must be exactly 17 characters".into());
+        }
+        if !vin.chars().all(allowed) {
+            return Err("may contain only letters A-Z except I, O and Q, and digits".into());
+        }
+        Ok(Vin(vin))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Vin {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Vin::parse(&s)
+    }
+}
+
+impl From<Vin> for String {
+    fn from(vin: Vin) -> String {
+        vin.0
+    }
+}
+
+/// The writable fields, validated: what POST creates and PUT replaces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VehicleInput {
+    pub vin: Vin,
+    pub name: String,
+    pub make: String,
+    pub model: String,
+    pub year: i32,
+    pub license_plate: Option<String>,
+    pub status: VehicleStatus,
+    pub odometer_km: i64,
+}
+
+/// Largest odometer reading accepted (10 million km).
+pub const MAX_ODOMETER_KM: i64 = 10_000_000;
+
+impl VehicleInput {
+    /// Validates a request body, reporting every bad field at once (422).
+    /// `license_plate` may be null; `status` defaults to `active`, `odometer_km` to 0.
+    pub fn parse(body: Value, now: Timestamp) -> Result<VehicleInput, ApiError> {
+        let latest_year = i64::from(now.year()) + 1;
+        let mut fields = Fields::new(body)?;
+        let vin = fields.required("vin", |v| v.as_str().ok_or_else(|| "must be a string".to_owned()).and_then(Vin::parse));
+        let name = fields.required("name", |v| text(v, 100));
+        let make = fields.required("make", |v| text(v, 50));
+        let model = fields.required("model", |v| text(v, 50));
+        let year = fields.required("year", |v| integer(v, 1900..=latest_year));
+        let license_plate = fields.optional("license_plate", |v| text(v, 20));
+        let status = fields.optional("status", |v| {
+            v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str)
+        });
+        let odometer_km = fields.optional("odometer_km", |v| integer(v, 0..=MAX_ODOMETER_KM));
+        fields.finish(&SERVER_OWNED_FIELDS)?;
+        // finish() succeeded, so every field above parsed.
+        let missing = || ApiError::Internal("validated field missing".into());
+        Ok(VehicleInput {
+            vin: vin.ok_or_else(missing)?,
+            name: name.ok_or_else(missing)?,
+            make: make.ok_or_else(missing)?,
+            model: model.ok_or_else(missing)?,
+            year: year.and_then(|y| i32::try_from(y).ok()).ok_or_else(missing)?,
+            license_plate: license_plate.ok_or_else(missing)?,
+            status: status.ok_or_else(missing)?.unwrap_or(VehicleStatus::Active),
+            odometer_km: odometer_km.ok_or_else(missing)?.unwrap_or(0),
+        })
+    }
+}
+
+/// A vehicle as the API returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vehicle {
+    pub id: String,
+    pub vin: Vin,
+    pub name: String,
+    pub make: String,
+    pub model: String,
+    pub year: i32,
+    pub license_plate: Option<String>,
+    pub status: VehicleStatus,
+    pub odometer_km: i64,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Vehicle {
+    /// A new vehicle (version 1) from validated input.
+    pub fn create(input: VehicleInput, now: Timestamp) -> Vehicle {
+        Vehicle::with_input(ids::new_sortable_id(ID_PREFIX), input, 1, now, now)
+    }
+
+    /// This vehicle with its writable fields replaced and its version bumped.
+    pub fn replaced(&self, input: VehicleInput, now: Timestamp) -> Vehicle {
+        Vehicle::with_input(self.id.clone(), input, self.version + 1, self.created_at, now)
+    }
+
+    fn with_input(id: String, input: VehicleInput, version: u64, created_at: Timestamp, updated_at: Timestamp) -> Vehicle {
+        Vehicle {
+            id,
+            vin: input.vin,
+            name: input.name,
+            make: input.make,
+            model: input.model,
+            year: input.year,
+            license_plate: input.license_plate,
+            status: input.status,
+            odometer_km: input.odometer_km,
+            version,
+            created_at,
+            updated_at,
+        }
+    }
+
+    /// The strong ETag of this version: `"<version>"`.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+}
+
+/// The stored form: the vehicle plus its keys.
+#[derive(Debug, Serialize, Deserialize)]
+struct VehicleItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    id: String,
+    vin: Vin,
+    name: String,
+    make: String,
+    model: String,
+    year: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    license_plate: Option<String>,
+    status: VehicleStatus,
+    odometer_km: i64,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl VehicleItem {
+    fn new(tenant: &TenantId, v: &Vehicle) -> VehicleItem {
+        VehicleItem {
+            pk: tenant.to_string(),
+            sk: vehicle_sk(&v.id),
+            gsi1pk: status_partition(tenant, v.status),
+            gsi1sk: v.id.clone(),
+            id: v.id.clone(),
+            vin: v.vin.clone(),
+            name: v.name.clone(),
+            make: v.make.clone(),
+            model: v.model.clone(),
+            year: v.year,
+            license_plate: v.license_plate.clone(),
+            status: v.status,
+            odometer_km: v.odometer_km,
+            version: v.version,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+
+    fn into_vehicle(self) -> Vehicle {
+        Vehicle {
+            id: self.id,
+            vin: self.vin,
+            name: self.name,
+            make: self.make,
+            model: self.model,
+            year: self.year,
+            license_plate: self.license_plate,
+            status: self.status,
+            odometer_km: self.odometer_km,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The item that owns a VIN within a tenant.
+#[derive(Debug, Serialize, Deserialize)]
+struct VinItem {
+    pk: String,
+    sk: String,
+    vehicle_id: String,
+}
+
+/// The key attributes of an item, as a position to resume after it (with the GSI keys when listing by index).
+fn key_position(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, by_status: bool) -> Position {
+    let names: &[&str] = if by_status { &["pk", "sk", "gsi1pk", "gsi1sk"] } else { &["pk", "sk"] };
+    position_of(item).into_iter().filter(|(name, _)| names.contains(&name.as_str())).collect()
+}
+
+fn vehicle_sk(id: &str) -> String {
+    format!("vehicle#{id}")
+}
+
+fn vin_sk(vin: &Vin) -> String {
+    format!("vin#{}", vin.as_str())
+}
+
+fn status_partition(tenant: &TenantId, status: VehicleStatus) -> String {
+    format!("{tenant}#vehicle-status#{status}")
+}
+
+/// Why a write was refused.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The vehicle does not exist (PUT).
+    NotFound,
+    /// `If-Match` named another version.
+    Stale,
+    /// Another vehicle of the tenant has this VIN.
+    DuplicateVin(Vin),
+    Db(DbError),
+}
+
+impl From<DbError> for WriteError {
+    fn from(err: DbError) -> Self {
+        WriteError::Db(err)
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> ApiError {
+        match err {
+            WriteError::NotFound => ApiError::NotFound { resource: "vehicle" },
+            WriteError::Stale => ApiError::PreconditionFailed,
+            WriteError::DuplicateVin(vin) => ApiError::Conflict {
+                detail: format!("Another vehicle of this fleet already has VIN {}.", vin.as_str()),
+            },
+            WriteError::Db(db) => ApiError::from(db),
+        }
+    }
+}
+
+/// Vehicles in the fleet table (`FLEET_TABLE`).
+#[derive(Clone, Debug)]
+pub struct VehicleStore {
+    client: Client,
+    table: String,
+}
+
+impl VehicleStore {
+    pub fn new(client: Client, table: String) -> VehicleStore {
+        VehicleStore { client, table }
+    }
+
+    pub fn from_env(client: Client) -> Result<VehicleStore, ConfigError> {
+        Ok(VehicleStore::new(client, env_var("FLEET_TABLE")?))
+    }
+
+    /// A tenant's vehicle; another tenant's id is simply not found.
+    pub async fn get(&self, tenant: &TenantId, id: &str) -> Result<Option<Vehicle>, DbError> {
+        if !ids::is_sortable_id(ID_PREFIX, id) {
+            return Ok(None);
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", serde_dynamo::to_attribute_value(tenant)?)
+            .key("sk", serde_dynamo::to_attribute_value(vehicle_sk(id))?)
+            .consistent_read(true)
+            .send()
+            .await?;
+        let item: Option<VehicleItem> = output.item.map(serde_dynamo::from_item).transpose()?;
+        Ok(item.map(VehicleItem::into_vehicle))
+    }
+
+    /// One page of a tenant's vehicles in creation order, optionally of one status,
+    /// and where the next page starts (`None` on the last page).
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        status: Option<VehicleStatus>,
+        limit: i32,
+        start: Option<&Position>,
+    ) -> Result<(Vec<Vehicle>, Option<Position>), DbError> {
+        // One extra item tells whether another page exists, so the last page has no cursor.
+        let query = self.client.query().table_name(&self.table).limit(limit + 1).set_exclusive_start_key(start.map(start_key));
+        let query = match status {
+            Some(status) => query
+                .index_name(STATUS_INDEX)
+                .key_condition_expression("gsi1pk = :partition")
+                .expression_attribute_values(":partition", serde_dynamo::to_attribute_value(status_partition(tenant, status))?),
+            None => query
+                .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
+                .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("vehicle#")?),
+        };
+        let output = query.send().await?;
+        let mut items = output.items.unwrap_or_default();
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = match (more, items.last()) {
+            (true, Some(last)) => Some(key_position(last, status.is_some())),
+            _ => None,
+        };
+        let vehicles = items
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, VehicleItem>(item).map(VehicleItem::into_vehicle))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((vehicles, next))
+    }
+
+    /// Stores a new vehicle and claims its VIN, with `extra` items (audit,
+    /// idempotency) in the same transaction.
+    pub async fn create(&self, tenant: &TenantId, vehicle: &Vehicle, extra: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+        let mut items = vec![self.put_vehicle(tenant, vehicle, None)?, self.claim_vin(tenant, vehicle)?];
+        items.extend(extra);
+        self.write(items, |err| if err.condition_failed_at(1) { Some(WriteError::DuplicateVin(vehicle.vin.clone())) } else { None })
+            .await
+    }
+
+    /// Replaces the writable fields of a vehicle. With `if_match`, only if the
+    /// stored version is that one; without, the last write wins. `audit` is
+    /// written in the same transaction.
+    pub async fn replace(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        input: VehicleInput,
+        if_match: Option<u64>,
+        audit: TransactWriteItem,
+    ) -> Result<Vehicle, WriteError> {
+        for _ in 0..=CONFLICT_RETRIES {
+            let current = self.get(tenant, id).await?.ok_or(WriteError::NotFound)?;
+            if if_match.is_some_and(|version| version != current.version) {
+                return Err(WriteError::Stale);
+            }
+            let next = current.replaced(input.clone(), Timestamp::now());
+            let mut items = vec![self.put_vehicle(tenant, &next, Some(current.version))?];
+            if next.vin != current.vin {
+                items.push(self.release_vin(tenant, &current)?);
+                items.push(self.claim_vin(tenant, &next)?);
+            }
+            items.push(audit.clone());
+            let duplicate_at = items.len() - 2;
+            let vin_changed = next.vin != current.vin;
+            let result = self
+                .write(items, |err| {
+                    (vin_changed && err.condition_failed_at(duplicate_at)).then(|| WriteError::DuplicateVin(next.vin.clone()))
+                })
+                .await;
+            match result {
+                Ok(()) => return Ok(next),
+                // Someone else wrote first: re-read, then If-Match decides (412) or last write wins (retry).
+                Err(WriteError::Db(err)) if err.condition_failed_at(0) || err.is_conflict() => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        // Only reachable under sustained contention on one vehicle: transient, so 503.
+        Err(WriteError::Db(DbError::Unavailable("vehicle kept changing during the update".into())))
+    }
+
+    /// Runs a transaction, retrying a lost race; `classify` turns a cancellation into a domain error.
+    async fn write(
+        &self,
+        items: Vec<TransactWriteItem>,
+        classify: impl Fn(&DbError) -> Option<WriteError>,
+    ) -> Result<(), WriteError> {
+        let mut attempt = 0;
+        loop {
+            match transact_write(&self.client, items.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    if let Some(domain) = classify(&err) {
+                        return Err(domain);
+                    }
+                    if err.is_conflict() && !err.is_condition_failure() && attempt < CONFLICT_RETRIES {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+                        continue;
+                    }
+                    return Err(WriteError::Db(err));
+                }
+            }
+        }
+    }
+
+    /// Puts the vehicle item: new (`expected_version` = None) or replacing exactly that version.
+    fn put_vehicle(&self, tenant: &TenantId, vehicle: &Vehicle, expected_version: Option<u64>) -> Result<TransactWriteItem, DbError> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(VehicleItem::new(tenant, vehicle))?));
+        let put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(sk)"),
+            Some(version) => put
+                .condition_expression("attribute_exists(sk) AND version = :expected")
+                .expression_attribute_values(":expected", serde_dynamo::to_attribute_value(version)?),
+        };
+        Ok(TransactWriteItem::builder().put(put.build().map_err(|e| DbError::Failed(Box::new(e)))?).build())
+    }
+
+    fn claim_vin(&self, tenant: &TenantId, vehicle: &Vehicle) -> Result<TransactWriteItem, DbError> {
+        let item = VinItem { pk: tenant.to_string(), sk: vin_sk(&vehicle.vin), vehicle_id: vehicle.id.clone() };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .map_err(|e| DbError::Failed(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn release_vin(&self, tenant: &TenantId, vehicle: &Vehicle) -> Result<TransactWriteItem, DbError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", serde_dynamo::to_attribute_value(tenant)?)
+            .key("sk", serde_dynamo::to_attribute_value(vin_sk(&vehicle.vin))?)
+            .condition_expression("vehicle_id = :id")
+            .expression_attribute_values(":id", serde_dynamo::to_attribute_value(&vehicle.id)?)
+            .build()
+            .map_err(|e| DbError::Failed(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+}
+
+/// A single vehicle as an HTTP response, with its `ETag`.
+pub fn vehicle_response(status: http::StatusCode, vehicle: &Vehicle) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+    let mut response = fleetgate_api::http::json_response(status, vehicle)?;
+    let etag = http::HeaderValue::from_str(&vehicle.etag()).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    response.headers_mut().insert(http::header::ETAG, etag);
+    Ok(response)
+}
+
+/// The version an `If-Match` header names: `"3"`, `W/"3"` or `*` (any: `None`).
+/// Anything else is a 412: it cannot match any version.
+pub fn parse_if_match(value: &str) -> Result<Option<u64>, ApiError> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let tag = value.strip_prefix("W/").unwrap_or(value);
+    tag.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Some)
+        .ok_or(ApiError::PreconditionFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-29T00:00:00Z").unwrap()
+    }
+
+    fn valid() -> Value {
+        json!({"vin": "1HGCM82633A004352", "name": "Truck 12", "make": "Volvo", "model": "FH16",
+               "year": 2022, "license_plate": "AB-123", "status": "active", "odometer_km": 120000})
+    }
+
+    fn field_errors(body: Value) -> Vec<(String, String)> {
+        match VehicleInput::parse(body, now()) {
+            Err(ApiError::ValidationFailed(errors)) => errors.into_iter().map(|e| (e.field, e.message)).collect(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_spec_example_is_valid() {
+        let input = VehicleInput::parse(valid(), now()).unwrap();
+        assert_eq!(input.vin.as_str(), "1HGCM82633A004352");
+        assert_eq!(input.status, VehicleStatus::Active);
+        assert_eq!(input.license_plate.as_deref(), Some("AB-123"));
+        assert_eq!(input.odometer_km, 120000);
+    }
+
+    #[test]
+    fn optional_fields_default() {
+        let input = VehicleInput::parse(json!({"vin": "1hgcm82633a004352", "name": "T", "make": "M", "model": "X", "year": 2027}), now()).unwrap();
+        assert_eq!(input.vin.as_str(), "1HGCM82633A004352", "VINs are stored upper-case");
+        assert_eq!((input.status, input.odometer_km, input.license_plate), (VehicleStatus::Active, 0, None));
+    }
+
+    #[test]
+    fn every_rule_is_reported_with_its_field() {
+        let mut body = valid();
+        body["vin"] = json!("1HGCM82633A00435O");
+        body["year"] = json!(2028);
+        body["status"] = json!("parked");
+        body["odometer_km"] = json!(-1);
+        body["name"] = json!("x".repeat(101));
+        body["id"] = json!("veh_forged");
+        body["version"] = json!(7);
+        body["color"] = json!("red");
+        let errors = field_errors(body);
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["vin", "name", "year", "status", "odometer_km", "color", "id", "version"]);
+        assert!(errors.iter().any(|(f, m)| f == "id" && m.contains("set by the server")));
+        assert!(errors.iter().any(|(f, m)| f == "color" && m.contains("not a known field")));
+    }
+
+    #[test]
+    fn vins_are_checked() {
+        assert!(Vin::parse("1HGCM82633A004352").is_ok());
+        for bad in ["", "1HGCM82633A00435", "1HGCM82633A0043521", "1HGCM82633A00435I", "1HGCM82633A00435Q", "1HGCM8263-A004352"] {
+            assert!(Vin::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn if_match_forms() {
+        assert_eq!(parse_if_match("\"3\"").unwrap(), Some(3));
+        assert_eq!(parse_if_match("W/\"3\"").unwrap(), Some(3));
+        assert_eq!(parse_if_match("*").unwrap(), None);
+        for bad in ["3", "\"three\"", "", "\"-1\""] {
+            assert!(matches!(parse_if_match(bad), Err(ApiError::PreconditionFailed)), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_body_is_accepted_or_a_422_never_a_panic(
+            vin in ".{0,20}", name in ".{0,120}", year in -5000i64..5000, odometer in any::<i64>(), status in ".{0,10}"
+        ) {
+            let body = json!({"vin": vin, "name": name, "make": "M", "model": "X", "year": year,
+                              "odometer_km": odometer, "status": status});
+            match VehicleInput::parse(body, now()) {
+                Ok(input) => {
+                    prop_assert!((1900..=2027).contains(&input.year));
+                    prop_assert!(input.odometer_km >= 0);
+                    prop_assert_eq!(input.vin.as_str().len(), 17);
+                }
+                Err(err) => prop_assert_eq!(err.status().as_u16(), 422),
+            }
+        }
+    }
+}

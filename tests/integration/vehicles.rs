@@ -1,0 +1,362 @@
+//! The vehicles API against DynamoDB Local, through the real handlers: creation,
+//! validation, VIN uniqueness, idempotency, optimistic concurrency, paging,
+//! tenant isolation and audit.
+
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+use crate::helpers::{Req, TestStack, body_json, header};
+
+const FULL: &str = "vehicles:write inspections:write";
+const READ_ONLY: &str = "vehicles:read inspections:read";
+
+/// The four vehicle functions, wired to one test stack.
+struct Vehicles {
+    stack: TestStack,
+    list: list_vehicles::State,
+    get: get_vehicle::State,
+    create: create_vehicle::State,
+    update: update_vehicle::State,
+}
+
+impl Vehicles {
+    async fn new() -> Vehicles {
+        let stack = TestStack::new().await;
+        let idempotency = fleetgate_api::idempotency::IdempotencyStore::new(stack.client.clone(), stack.tables.fleet.clone());
+        Vehicles {
+            list: list_vehicles::State {
+                gate: stack.gate(),
+                vehicles: stack.vehicle_store(),
+                cursors: fleetgate_api::list::CursorSigner::new("test-secret"),
+            },
+            get: get_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
+            create: create_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store(), idempotency },
+            update: update_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
+            stack,
+        }
+    }
+
+    async fn post(&self, scopes: &str, req: Req) -> Response<Body> {
+        create_vehicle::handler(&self.create, req.build(Some(&self.stack.key_context(scopes)))).await.unwrap()
+    }
+
+    async fn create(&self, body: &Value) -> Response<Body> {
+        self.post(FULL, Req::new("POST", "/vehicles").json(body)).await
+    }
+
+    async fn get(&self, id: &str) -> Response<Body> {
+        let req = Req::with_id("GET", "/vehicles", id).build(Some(&self.stack.key_context(READ_ONLY)));
+        get_vehicle::handler(&self.get, req).await.unwrap()
+    }
+
+    async fn put(&self, id: &str, body: &Value, if_match: Option<&str>) -> Response<Body> {
+        let mut req = Req::with_id("PUT", "/vehicles", id).json(body);
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        update_vehicle::handler(&self.update, req.build(Some(&self.stack.key_context(FULL)))).await.unwrap()
+    }
+
+    async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
+        let mut req = Req::new("GET", "/vehicles");
+        for (name, value) in query {
+            req = req.query(name, value);
+        }
+        list_vehicles::handler(&self.list, req.build(Some(&self.stack.key_context(READ_ONLY)))).await.unwrap()
+    }
+
+    /// Every vehicle id of the tenant, straight from DynamoDB.
+    async fn stored_ids(&self) -> Vec<String> {
+        let tenant = fleetgate_scopes::TenantId::parse(&self.stack.tenant).unwrap();
+        let (vehicles, _) = self.stack.vehicle_store().list(&tenant, None, 100, None).await.unwrap();
+        vehicles.into_iter().map(|v| v.id).collect()
+    }
+}
+
+/// A valid body with a VIN made from `n`.
+fn truck(n: u32) -> Value {
+    json!({"vin": format!("1HGCM82633A{n:06}"), "name": format!("Truck {n}"), "make": "Volvo", "model": "FH16",
+           "year": 2022, "license_plate": "AB-123", "status": "active", "odometer_km": 120000})
+}
+
+fn problem_code(response: &Response<Body>) -> String {
+    assert_eq!(header(response, "content-type"), Some("application/problem+json"), "{:?}", response.body());
+    body_json(response)["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn created_vehicles_read_back_with_etag_and_are_audited() {
+    let api = Vehicles::new().await;
+    let created = api.create(&truck(1)).await;
+    assert_eq!(created.status(), 201, "{:?}", created.body());
+    let vehicle = body_json(&created);
+    let id = vehicle["id"].as_str().unwrap();
+    assert!(id.starts_with("veh_"));
+    assert_eq!(vehicle["version"], 1);
+    assert_eq!(vehicle["vin"], "1HGCM82633A000001");
+    assert_eq!(vehicle["created_at"], vehicle["updated_at"]);
+    assert_eq!(header(&created, "etag"), Some("\"1\""));
+    // The client-facing path, stage included.
+    assert_eq!(header(&created, "location"), Some(format!("/v1/vehicles/{id}").as_str()));
+    assert_eq!(header(&created, "x-key-scopes"), Some("vehicles:read vehicles:write inspections:read inspections:write"));
+
+    let fetched = api.get(id).await;
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(body_json(&fetched), vehicle);
+    assert_eq!(header(&fetched, "etag"), Some("\"1\""));
+    assert_eq!(api.stack.audit_trail().await, [("POST /vehicles".to_owned(), Some(id.to_owned()), "ok".to_owned())]);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_problems_write_nothing_and_are_audited_as_refused() {
+    let api = Vehicles::new().await;
+    let mut invalid = truck(2);
+    invalid["year"] = json!(1800);
+    invalid["id"] = json!("veh_mine");
+    let response = api.create(&invalid).await;
+    assert_eq!((response.status().as_u16(), problem_code(&response)), (422, "validation_failed".into()));
+    let errors = body_json(&response)["errors"].clone();
+    assert_eq!(errors, json!([{"field": "year", "message": "must be a whole number from 1900 to 2027"},
+                              {"field": "id", "message": "is set by the server and cannot be written"}]));
+
+    let not_json = api.post(FULL, Req::new("POST", "/vehicles").header("content-type", "application/json").raw_body("{\"vin\": ")).await;
+    assert_eq!((not_json.status().as_u16(), problem_code(&not_json)), (400, "invalid_json".into()));
+    let text = api.post(FULL, Req::new("POST", "/vehicles").header("content-type", "text/plain").raw_body("hello")).await;
+    assert_eq!((text.status().as_u16(), problem_code(&text)), (415, "unsupported_media_type".into()));
+    let mut huge = truck(3);
+    huge["name"] = json!("x".repeat(70_000));
+    let too_big = api.create(&huge).await;
+    assert_eq!((too_big.status().as_u16(), problem_code(&too_big)), (413, "payload_too_large".into()));
+    let array = api.create(&json!([truck(4)])).await;
+    assert_eq!(array.status(), 422);
+
+    let forbidden = api.post(READ_ONLY, Req::new("POST", "/vehicles").json(&truck(5))).await;
+    assert_eq!((forbidden.status().as_u16(), problem_code(&forbidden)), (403, "insufficient_scope".into()));
+    assert_eq!(body_json(&forbidden)["required_scopes"], json!(["vehicles:write"]));
+    assert_eq!(header(&forbidden, "x-accepted-scopes"), Some("vehicles:write"));
+
+    assert!(api.stored_ids().await.is_empty());
+    let outcomes: Vec<String> = api.stack.audit_trail().await.into_iter().map(|(_, _, outcome)| outcome).collect();
+    assert_eq!(
+        outcomes,
+        ["validation_failed", "invalid_json", "unsupported_media_type", "payload_too_large", "validation_failed", "insufficient_scope"]
+    );
+}
+
+#[tokio::test]
+async fn a_vin_is_unique_per_tenant_even_under_concurrency() {
+    let api = Vehicles::new().await;
+    let body = truck(7);
+    let responses = join_all((0..8).map(|_| api.create(&body))).await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409], "{responses:?}");
+    assert_eq!(api.stored_ids().await.len(), 1);
+
+    // Another tenant may have the same VIN.
+    let other = Vehicles::new().await;
+    assert_eq!(other.create(&truck(7)).await.status(), 201);
+}
+
+#[tokio::test]
+async fn idempotent_retries_replay_and_a_reused_key_with_another_body_conflicts() {
+    let api = Vehicles::new().await;
+    let send = |body: String| {
+        let req = Req::new("POST", "/vehicles").header("Idempotency-Key", "retry-1").header("content-type", "application/json");
+        api.post(FULL, req.raw_body(&body))
+    };
+    let first = send(truck(8).to_string()).await;
+    assert_eq!(first.status(), 201);
+    assert!(header(&first, "idempotent-replayed").is_none());
+
+    // The same JSON with its keys in another order and other spacing is the same request.
+    let reordered = r#"{ "odometer_km": 120000, "status": "active", "license_plate": "AB-123", "year": 2022,
+                         "model": "FH16", "make": "Volvo", "name": "Truck 8", "vin": "1HGCM82633A000008" }"#;
+    assert_eq!(serde_json::from_str::<Value>(reordered).unwrap(), truck(8));
+    let retry = send(reordered.to_owned()).await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(header(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(body_json(&retry), body_json(&first));
+    assert_eq!(header(&retry, "etag"), header(&first, "etag"));
+    assert_eq!(header(&retry, "location"), header(&first, "location"));
+
+    let mut other_body = truck(8);
+    other_body["name"] = json!("Another truck");
+    let conflict = send(other_body.to_string()).await;
+    assert_eq!((conflict.status().as_u16(), problem_code(&conflict)), (409, "conflict".into()));
+    assert_eq!(api.stored_ids().await.len(), 1);
+
+    // A key is per tenant: another tenant's identical key is unrelated.
+    let other = Vehicles::new().await;
+    let theirs = other.post(FULL, Req::new("POST", "/vehicles").header("Idempotency-Key", "retry-1").json(&truck(8))).await;
+    assert_eq!(theirs.status(), 201);
+    assert!(header(&theirs, "idempotent-replayed").is_none());
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_with_one_idempotency_key_create_exactly_one_vehicle() {
+    let api = Vehicles::new().await;
+    let responses = join_all((0..8).map(|_| api.post(FULL, Req::new("POST", "/vehicles").header("Idempotency-Key", "burst").json(&truck(9))))).await;
+    for response in &responses {
+        assert!(response.status().as_u16() < 500, "{response:?}");
+        assert!([201, 409].contains(&response.status().as_u16()));
+    }
+    let ids: BTreeSet<String> = responses.iter().filter(|r| r.status() == 201).map(|r| body_json(r)["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 1, "every success names the same vehicle");
+    assert_eq!(api.stored_ids().await, ids.into_iter().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn put_replaces_fields_and_honours_if_match() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(10)).await)["id"].as_str().unwrap().to_owned();
+    let mut changed = truck(10);
+    changed["status"] = json!("in_shop");
+    changed["odometer_km"] = json!(130000);
+    changed["license_plate"] = Value::Null;
+
+    let updated = api.put(&id, &changed, Some("\"1\"")).await;
+    assert_eq!(updated.status(), 200, "{:?}", updated.body());
+    let body = body_json(&updated);
+    assert_eq!((body["version"].clone(), body["status"].clone(), body["license_plate"].clone()), (json!(2), json!("in_shop"), Value::Null));
+    assert_eq!(header(&updated, "etag"), Some("\"2\""));
+
+    let stale = api.put(&id, &truck(10), Some("\"1\"")).await;
+    assert_eq!((stale.status().as_u16(), problem_code(&stale)), (412, "precondition_failed".into()));
+    let unconditional = api.put(&id, &truck(10), None).await;
+    assert_eq!(body_json(&unconditional)["version"], 3);
+
+    let mut server_owned = truck(10);
+    server_owned["version"] = json!(99);
+    let refused = api.put(&id, &server_owned, None).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(body_json(&refused)["errors"][0]["field"], "version");
+    assert_eq!(body_json(&api.get(&id).await)["version"], 3, "refused writes change nothing");
+}
+
+#[tokio::test]
+async fn eight_puts_with_the_same_if_match_give_one_200_and_seven_412() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(11)).await)["id"].as_str().unwrap().to_owned();
+    let bodies: Vec<Value> = (0..8).map(|n| {
+        let mut body = truck(11);
+        body["odometer_km"] = json!(200_000 + n);
+        body
+    }).collect();
+    let responses = join_all(bodies.iter().map(|body| api.put(&id, body, Some("\"1\"")))).await;
+    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412]);
+    let winner = responses.iter().find(|r| r.status() == 200).unwrap();
+    assert_eq!(body_json(&api.get(&id).await), body_json(winner));
+}
+
+#[tokio::test]
+async fn changing_a_vin_moves_its_uniqueness_and_cannot_take_anothers() {
+    let api = Vehicles::new().await;
+    let first = body_json(&api.create(&truck(12)).await)["id"].as_str().unwrap().to_owned();
+    let second = body_json(&api.create(&truck(13)).await)["id"].as_str().unwrap().to_owned();
+
+    let taken = api.put(&second, &truck(12), None).await;
+    assert_eq!((taken.status().as_u16(), problem_code(&taken)), (409, "conflict".into()));
+
+    let mut moved = truck(12);
+    moved["vin"] = json!("1HGCM82633A999999");
+    assert_eq!(api.put(&first, &moved, None).await.status(), 200);
+    // The old VIN is free again; the new one is taken.
+    assert_eq!(api.put(&second, &truck(12), None).await.status(), 200);
+    let mut clash = truck(14);
+    clash["vin"] = json!("1HGCM82633A999999");
+    assert_eq!(api.create(&clash).await.status(), 409);
+}
+
+#[tokio::test]
+async fn other_tenants_and_odd_ids_are_404() {
+    let api = Vehicles::new().await;
+    let other = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(15)).await)["id"].as_str().unwrap().to_owned();
+
+    let theirs = other.get(&id).await;
+    assert_eq!((theirs.status().as_u16(), problem_code(&theirs)), (404, "not_found".into()));
+    assert_eq!(other.put(&id, &truck(15), None).await.status(), 404);
+    assert_eq!(body_json(&api.get(&id).await)["version"], 1, "the other tenant changed nothing");
+
+    let long = format!("veh_{}", "A".repeat(5000));
+    for odd in ["veh_..%2F..%2Fetc", "veh_\u{0}", long.as_str(), "", "vin#1HGCM82633A000015"] {
+        assert_eq!(api.get(odd).await.status(), 404, "{odd:?}");
+        assert_eq!(api.put(odd, &truck(15), None).await.status(), 404, "{odd:?}");
+    }
+}
+
+#[tokio::test]
+async fn lists_page_through_everything_in_order_with_filters() {
+    let api = Vehicles::new().await;
+    let mut created = Vec::new();
+    for n in 0..23 {
+        let mut body = truck(100 + n);
+        if n % 3 == 0 {
+            body["status"] = json!("retired");
+        }
+        created.push(body_json(&api.create(&body).await)["id"].as_str().unwrap().to_owned());
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut query = vec![("limit", "5")];
+        if let Some(cursor) = cursor.as_deref() {
+            query.push(("cursor", cursor));
+        }
+        let page = api.list(&query).await;
+        assert_eq!(page.status(), 200, "{:?}", page.body());
+        let body = body_json(&page);
+        pages += 1;
+        seen.extend(body["data"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()));
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(seen, created, "every vehicle once, in creation order");
+
+    let retired = body_json(&api.list(&[("status", "retired"), ("limit", "100")]).await);
+    let expected: Vec<&String> = created.iter().step_by(3).collect();
+    let got: Vec<&str> = retired["data"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(retired["next_cursor"], Value::Null);
+    assert_eq!(body_json(&api.list(&[]).await)["data"].as_array().unwrap().len(), 23.min(25));
+}
+
+#[tokio::test]
+async fn cursors_are_bound_to_tenant_and_query_and_bad_parameters_are_400() {
+    let api = Vehicles::new().await;
+    let other = Vehicles::new().await;
+    for n in 0..3 {
+        api.create(&truck(200 + n)).await;
+        other.create(&truck(200 + n)).await;
+    }
+    let first = body_json(&api.list(&[("limit", "1")]).await);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+
+    let foreign = other.list(&[("limit", "1"), ("cursor", &cursor)]).await;
+    assert_eq!((foreign.status().as_u16(), problem_code(&foreign)), (400, "invalid_cursor".into()));
+    let other_filter = api.list(&[("status", "active"), ("cursor", &cursor)]).await;
+    assert_eq!(problem_code(&other_filter), "invalid_cursor");
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+    let tampered = api.list(&[("cursor", &String::from_utf8(tampered).unwrap())]).await;
+    assert_eq!(problem_code(&tampered), "invalid_cursor");
+    assert_eq!(problem_code(&api.list(&[("cursor", "garbage")]).await), "invalid_cursor");
+
+    for (name, value) in [("limit", "0"), ("limit", "101"), ("limit", "x"), ("status", "parked"), ("sort", "name")] {
+        let response = api.list(&[(name, value)]).await;
+        assert_eq!((response.status().as_u16(), problem_code(&response)), (400, "invalid_parameter".into()), "{name}={value}");
+    }
+    // The page size changes nothing about which cursor is valid.
+    assert_eq!(api.list(&[("limit", "2"), ("cursor", &cursor)]).await.status(), 200);
+}
