@@ -14,6 +14,10 @@ cd "$root"
 step "checking tools (installs into .tools/ on first run)"
 infra/bootstrap.sh lambda dynamodb sam
 
+step "rustfmt and clippy"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 step "sam validate --lint (and cfn-lint)"
 sam validate --lint --template-file infra/template.yaml
 cfn-lint infra/template.yaml

@@ -19,7 +19,9 @@ async fn a_key_is_created_used_on_me_revoked_and_then_refused() {
     let client = reqwest::Client::new();
     let tenant = format!("e2e-{}", std::process::id());
 
-    let created = provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "e2e", "preset": "read-only"})).await;
+    let created =
+        provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "e2e", "preset": "read-only"}))
+            .await;
     let api_key = created["api_key"].as_str().unwrap_or_else(|| panic!("no api_key in {created}")).to_owned();
     let key_id = created["key"]["key_id"].as_str().unwrap().to_owned();
 
@@ -56,4 +58,77 @@ async fn the_provisioner_refuses_unavailable_scopes_with_a_clear_error_type() {
     .await;
     assert_eq!(refused["errorType"], "scope_not_available");
     assert!(refused["errorMessage"].as_str().unwrap().contains("under review"), "{refused}");
+}
+
+/// A key of `tenant` with `preset`, made through the provisioner.
+async fn key(client: &reqwest::Client, tenant: &str, preset: &str) -> String {
+    let created =
+        provision(client, json!({"action": "create_key", "tenant_id": tenant, "name": preset, "preset": preset})).await;
+    created["api_key"].as_str().unwrap_or_else(|| panic!("no api_key in {created}")).to_owned()
+}
+
+#[tokio::test]
+async fn vehicles_are_created_listed_read_and_replaced_over_http() {
+    let client = reqwest::Client::new();
+    let tenant = format!("e2e-veh-{}", std::process::id());
+    let full = key(&client, &tenant, "full-fleet").await;
+    let read_only = key(&client, &tenant, "read-only").await;
+    let url = format!("{}/vehicles", base_url());
+    let truck = json!({"vin": "1HGCM82633A004352", "name": "Truck 12", "make": "Volvo", "model": "FH16",
+                       "year": 2022, "license_plate": "AB-123", "status": "active", "odometer_km": 120000});
+
+    let created = client
+        .post(&url)
+        .header("X-API-Key", &full)
+        .header("Idempotency-Key", "e2e-1")
+        .json(&truck)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["etag"], "\"1\"");
+    let vehicle: Value = created.json().await.unwrap();
+    let id = vehicle["id"].as_str().unwrap();
+
+    let replayed = client
+        .post(&url)
+        .header("X-API-Key", &full)
+        .header("Idempotency-Key", "e2e-1")
+        .json(&truck)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(replayed.json::<Value>().await.unwrap()["id"], id);
+
+    let listed: Value = client.get(&url).header("X-API-Key", &read_only).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["next_cursor"], Value::Null);
+
+    let denied = client.post(&url).header("X-API-Key", &read_only).json(&truck).send().await.unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.headers()["x-accepted-scopes"], "vehicles:write");
+    assert_eq!(denied.json::<Value>().await.unwrap()["required_scopes"], json!(["vehicles:write"]));
+
+    let mut changed = truck.clone();
+    changed["status"] = json!("in_shop");
+    let one = format!("{url}/{id}");
+    let updated =
+        client.put(&one).header("X-API-Key", &full).header("If-Match", "\"1\"").json(&changed).send().await.unwrap();
+    assert_eq!(updated.status(), 200);
+    let stale =
+        client.put(&one).header("X-API-Key", &full).header("If-Match", "\"1\"").json(&changed).send().await.unwrap();
+    assert_eq!(stale.status(), 412);
+    let fetched = client.get(&one).header("X-API-Key", &read_only).send().await.unwrap();
+    assert_eq!(fetched.headers()["etag"], "\"2\"");
+    assert_eq!(fetched.json::<Value>().await.unwrap()["status"], "in_shop");
+
+    let missing = client
+        .get(format!("{url}/veh_00000000000000000000000000"))
+        .header("X-API-Key", &read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
 }

@@ -108,6 +108,7 @@ async fn last_used_is_written_at_most_hourly() {
     resolver.resolve(Some(&api_key), t1).await.unwrap();
     assert_eq!(last_used().await, Some(t1));
 
-    let listed = stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    let listed =
+        stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
     assert_eq!(listed["key"]["last_used_at"], t1.to_string());
 }

@@ -12,8 +12,8 @@ use tokio::sync::OnceCell;
 use fleetgate_api::audit::AuditLog;
 use fleetgate_api::http::{Authenticator, Gate};
 use fleetgate_api::keys::{KeyResolver, KeyStore};
-use fleetgate_local::{TableNames, Template, create_tables};
 use fleetgate_fleet::vehicles::VehicleStore;
+use fleetgate_local::{TableNames, Template, create_tables};
 use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId};
 use provisioner::ProvisionError;
 
@@ -115,7 +115,11 @@ impl TestStack {
             .await
             .into_iter()
             .map(|r| {
-                (r["action"].as_str().unwrap().to_owned(), r["resource_id"].as_str().map(str::to_owned), r["outcome"].as_str().unwrap().to_owned())
+                (
+                    r["action"].as_str().unwrap().to_owned(),
+                    r["resource_id"].as_str().map(str::to_owned),
+                    r["outcome"].as_str().unwrap().to_owned(),
+                )
             })
             .collect()
     }
@@ -172,7 +176,12 @@ pub fn context() -> Context {
 }
 
 /// A REST API (v1) proxy event, as API Gateway sends it after the authorizer.
-pub fn rest_request(method: &str, path: &str, headers: &[(&str, &str)], authorizer: Option<&BTreeMap<&str, String>>) -> Request {
+pub fn rest_request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    authorizer: Option<&BTreeMap<&str, String>>,
+) -> Request {
     let mut req = Req::new(method, path);
     for (name, value) in headers {
         req = req.header(name, value);
@@ -238,7 +247,8 @@ impl Req {
         if let Some(fields) = authorizer {
             request_context["authorizer"] = json!(fields);
         }
-        let multi_query: serde_json::Map<String, Value> = self.query.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+        let multi_query: serde_json::Map<String, Value> =
+            self.query.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
         let event = json!({
             "resource": self.path, "path": self.path, "httpMethod": self.method, "headers": self.headers,
             "multiValueHeaders": {},
@@ -252,7 +262,9 @@ impl Req {
 }
 
 /// An authorizer REQUEST event for `GET /me` with the given headers.
-pub fn authorizer_event(headers: &[(&str, &str)]) -> LambdaEvent<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest> {
+pub fn authorizer_event(
+    headers: &[(&str, &str)],
+) -> LambdaEvent<aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest> {
     let headers: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
     let event = json!({
         "type": "REQUEST",

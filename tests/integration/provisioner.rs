@@ -75,16 +75,19 @@ async fn each_bad_create_request_gets_its_own_error_and_writes_nothing() {
     expect_refusal(&stack, base(json!({"scopes": vec!["vehicles:read"; 10_000]})), "invalid_field").await;
     expect_refusal(&stack, base(json!({"preset": "read-only", "name": "x".repeat(10_000)})), "invalid_field").await;
     expect_refusal(&stack, base(json!({"preset": "read-only", "name": "   "})), "invalid_field").await;
-    expect_refusal(&stack, base(json!({"preset": "read-only", "expires_at": "2001-01-01T00:00:00Z"})), "invalid_field").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "expires_at": "2001-01-01T00:00:00Z"})), "invalid_field")
+        .await;
     expect_refusal(&stack, base(json!({"preset": "read-only", "expires_in_days": 0})), "invalid_field").await;
     expect_refusal(&stack, base(json!({"preset": "read-only", "environment": "live"})), "invalid_field").await;
     expect_refusal(&stack, base(json!({"preset": "read-only", "admin": true})), "invalid_request").await;
-    expect_refusal(&stack, base(json!({"preset": "read-only", "tenant_id": "Bad Tenant/1"})), "invalid_tenant_id").await;
+    expect_refusal(&stack, base(json!({"preset": "read-only", "tenant_id": "Bad Tenant/1"})), "invalid_tenant_id")
+        .await;
     expect_refusal(&stack, json!({"action": "make_admin", "tenant_id": tenant}), "unknown_action").await;
     expect_refusal(&stack, json!({"tenant_id": tenant}), "invalid_request").await;
     expect_refusal(&stack, json!("create_key"), "invalid_request").await;
 
-    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": tenant, "include_revoked": true})).await.unwrap();
+    let listed =
+        stack.provision(json!({"action": "list_keys", "tenant_id": tenant, "include_revoked": true})).await.unwrap();
     assert_eq!(listed["keys"], json!([]));
     // The only audit record is that list itself: no refused action left a trace of a change.
     assert_eq!(stack.audit_actions().await, ["list_keys"]);
@@ -100,9 +103,20 @@ async fn get_key_finds_own_keys_only() {
     assert_eq!(got["key"]["key_id"], key_id.as_str());
 
     // Another tenant's id behaves exactly like an unknown one.
-    expect_refusal(&other, json!({"action": "get_key", "tenant_id": other.tenant, "key_id": key_id}), "key_not_found").await;
-    expect_refusal(&stack, json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": "key_00000000000000000000"}), "key_not_found").await;
-    expect_refusal(&stack, json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": "../etc"}), "invalid_field").await;
+    expect_refusal(&other, json!({"action": "get_key", "tenant_id": other.tenant, "key_id": key_id}), "key_not_found")
+        .await;
+    expect_refusal(
+        &stack,
+        json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": "key_00000000000000000000"}),
+        "key_not_found",
+    )
+    .await;
+    expect_refusal(
+        &stack,
+        json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": "../etc"}),
+        "invalid_field",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -113,7 +127,9 @@ async fn revoked_keys_stop_working_and_revoking_twice_is_harmless() {
     assert!(authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", &api_key)])).await.is_ok());
 
     let revoked = stack
-        .provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id, "reason": "laptop stolen"}))
+        .provision(
+            json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id, "reason": "laptop stolen"}),
+        )
         .await
         .unwrap();
     assert_eq!(revoked["key"]["status"], "revoked");
@@ -124,7 +140,8 @@ async fn revoked_keys_stop_working_and_revoking_twice_is_harmless() {
     let denied = authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", &api_key)])).await;
     assert!(matches!(denied, Err(authorizer::AuthorizerError::Unauthorized)));
 
-    let again = stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    let again =
+        stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
     assert_eq!(again["key"]["revoked_at"], revoked_at);
     assert_eq!(again["key"]["revoke_reason"], "laptop stolen");
     assert_eq!(stack.audit_actions().await, ["create_key", "revoke_key"]);
@@ -160,7 +177,8 @@ async fn list_keys_hides_revoked_unless_asked_and_finds_unused_keys() {
     stack.key_store().create(&stale, stack.provisioner.audit.put_item(&audit).unwrap()).await.unwrap();
 
     let ids = |listed: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = listed["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap().to_owned()).collect();
+        let mut ids: Vec<String> =
+            listed["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap().to_owned()).collect();
         ids.sort();
         ids
     };
@@ -170,12 +188,23 @@ async fn list_keys_hides_revoked_unless_asked_and_finds_unused_keys() {
     };
     let default = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
     assert_eq!(ids(&default), sorted(vec![active.clone(), stale.key_id.clone()]));
-    let all = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true})).await.unwrap();
+    let all = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true}))
+        .await
+        .unwrap();
     assert_eq!(ids(&all), sorted(vec![active.clone(), revoked, stale.key_id.clone()]));
-    let unused = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": 30})).await.unwrap();
+    let unused = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": 30}))
+        .await
+        .unwrap();
     assert_eq!(ids(&unused), vec![stale.key_id.clone()]);
     assert!(!all.to_string().contains("key_hash"));
-    expect_refusal(&stack, json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": -1}), "invalid_field").await;
+    expect_refusal(
+        &stack,
+        json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": -1}),
+        "invalid_field",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -185,7 +214,9 @@ async fn rotation_issues_a_twin_and_retires_the_old_key_after_the_grace_period()
     let (old_key, old_id) = stack.create_key(&["inspections:write"]).await;
 
     let rotated = stack
-        .provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": old_id, "grace_period_hours": 24}))
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": old_id, "grace_period_hours": 24}),
+        )
         .await
         .unwrap();
     let new_key = rotated["api_key"].as_str().unwrap();
@@ -203,13 +234,20 @@ async fn rotation_issues_a_twin_and_retires_the_old_key_after_the_grace_period()
         assert!(authorizer::handler(&authorizer, authorizer_event(&[("x-api-key", key)])).await.is_ok());
     }
     // The old key cannot be rotated twice.
-    let twice = expect_refusal(&stack, json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": old_id}), "key_already_rotated").await;
+    let twice = expect_refusal(
+        &stack,
+        json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": old_id}),
+        "key_already_rotated",
+    )
+    .await;
     assert!(twice.contains(rotated["key"]["key_id"].as_str().unwrap()));
 
     // Grace 0 retires the old key at once.
     let new_id = rotated["key"]["key_id"].as_str().unwrap();
     let again = stack
-        .provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": new_id, "grace_period_hours": 0}))
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": new_id, "grace_period_hours": 0}),
+        )
         .await
         .unwrap();
     let denied = authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", new_key)])).await;
@@ -224,13 +262,18 @@ async fn rotation_refuses_bad_grace_periods_and_revoked_keys() {
     let stack = TestStack::new().await;
     let (_, key_id) = stack.create_key(&["vehicles:read"]).await;
     for grace in [json!(-1), json!(169), json!("24")] {
-        let event = json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": grace});
+        let event =
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": grace});
         let code = if grace.is_string() { "invalid_request" } else { "invalid_field" };
         expect_refusal(&stack, event, code).await;
     }
     stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
-    expect_refusal(&stack, json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id}), "key_revoked").await;
-    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true})).await.unwrap();
+    expect_refusal(&stack, json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id}), "key_revoked")
+        .await;
+    let listed = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true}))
+        .await
+        .unwrap();
     assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "a refused rotation created no key");
 }
 
@@ -251,5 +294,8 @@ async fn keys_with_an_expiry_stop_working_when_it_passes() {
     assert!(resolver.resolve(Some(key), Timestamp::now()).await.is_ok());
     let after = expires_at.plus(time::Duration::seconds(1));
     let refused = resolver.resolve(Some(key), after).await;
-    assert!(matches!(refused, Err(fleetgate_api::keys::ResolveError::Rejected(fleetgate_api::keys::Rejection::Expired))));
+    assert!(matches!(
+        refused,
+        Err(fleetgate_api::keys::ResolveError::Rejected(fleetgate_api::keys::Rejection::Expired))
+    ));
 }

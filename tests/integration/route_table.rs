@@ -20,7 +20,11 @@ fn expected_routes() -> Vec<TemplateRoute> {
     let mut routes: Vec<TemplateRoute> = ROUTES
         .iter()
         .filter(|route| crates.contains(route.function))
-        .map(|route| TemplateRoute { method: route.method.into(), path: route.path.into(), binary: route.function.into() })
+        .map(|route| TemplateRoute {
+            method: route.method.into(),
+            path: route.path.into(),
+            binary: route.function.into(),
+        })
         .collect();
     routes.sort();
     routes

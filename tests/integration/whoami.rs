@@ -53,7 +53,8 @@ async fn without_authorizer_context_production_mode_trusts_no_header() {
     let stack = TestStack::new().await;
     let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
     // A valid key in the header is not enough: only the authorizer's context counts in production.
-    let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[("X-API-Key", &api_key)], None)).await.unwrap();
+    let response =
+        whoami::handler(&gateway(), rest_request("GET", "/me", &[("X-API-Key", &api_key)], None)).await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(header(&response, "content-type"), Some("application/problem+json"));
     assert_eq!(body_json(&response)["code"], "missing_api_key");
@@ -75,9 +76,16 @@ async fn local_mode_resolves_the_header_with_the_authorizer_code() {
     assert_eq!(header(&response, "x-key-scopes"), Some("inspections:read inspections:write"));
 
     let missing = whoami::handler(&local, rest_request("GET", "/me", &[], None)).await.unwrap();
-    assert_eq!((missing.status(), body_json(&missing)["code"].clone()), (StatusCode::UNAUTHORIZED, json!("missing_api_key")));
-    let wrong = whoami::handler(&local, rest_request("GET", "/me", &[("X-API-Key", "fg_test_nope")], None)).await.unwrap();
-    assert_eq!((wrong.status(), body_json(&wrong)["code"].clone()), (StatusCode::UNAUTHORIZED, json!("invalid_api_key")));
+    assert_eq!(
+        (missing.status(), body_json(&missing)["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("missing_api_key"))
+    );
+    let wrong =
+        whoami::handler(&local, rest_request("GET", "/me", &[("X-API-Key", "fg_test_nope")], None)).await.unwrap();
+    assert_eq!(
+        (wrong.status(), body_json(&wrong)["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_api_key"))
+    );
 }
 
 #[tokio::test]
@@ -106,9 +114,12 @@ async fn a_key_without_the_route_scope_gets_the_403_problem() {
 #[tokio::test]
 async fn write_scope_passes_the_read_route_and_wrong_methods_are_405() {
     let fields = context_fields("vehicles:write");
-    let ok = serve(&gateway_gate(), &routes::LIST_VEHICLES, rest_request("GET", "/vehicles", &[], Some(&fields)), |call, _| async move {
-        json_response(StatusCode::OK, &json!({"tenant": call.auth.tenant_id.as_str()}))
-    })
+    let ok = serve(
+        &gateway_gate(),
+        &routes::LIST_VEHICLES,
+        rest_request("GET", "/vehicles", &[], Some(&fields)),
+        |call, _| async move { json_response(StatusCode::OK, &json!({"tenant": call.auth.tenant_id.as_str()})) },
+    )
     .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(body_json(&ok)["tenant"], "acme");

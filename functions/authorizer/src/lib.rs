@@ -12,10 +12,10 @@ use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent};
 use serde::Serialize;
 
+use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::{ConfigError, env_var};
 use fleetgate_api::http::API_KEY_HEADER;
 use fleetgate_api::keys::{KeyResolver, KeyStore, ResolveError};
-use fleetgate_api::Timestamp;
 use fleetgate_scopes::{AuthContext, Environment};
 
 /// What the function keeps across invocations.
@@ -139,8 +139,13 @@ mod tests {
             whole_stage_arn("arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/vehicles/veh_1").as_deref(),
             Some("arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*/*")
         );
-        assert_eq!(whole_stage_arn("arn:aws:execute-api:eu-west-1:1:abc123/prod"), Some("arn:aws:execute-api:eu-west-1:1:abc123/prod/*/*".into()));
-        for bad in ["", "garbage", "arn:aws:execute-api:eu-west-1:1:abc123", "arn:aws:execute-api:eu-west-1:1:/prod/GET/"] {
+        assert_eq!(
+            whole_stage_arn("arn:aws:execute-api:eu-west-1:1:abc123/prod"),
+            Some("arn:aws:execute-api:eu-west-1:1:abc123/prod/*/*".into())
+        );
+        for bad in
+            ["", "garbage", "arn:aws:execute-api:eu-west-1:1:abc123", "arn:aws:execute-api:eu-west-1:1:/prod/GET/"]
+        {
             assert_eq!(whole_stage_arn(bad), None, "{bad}");
         }
     }

@@ -1,5 +1,5 @@
-use lambda_http::{Error, run, service_fn};
 use create_vehicle::{State, handler};
+use lambda_http::{Error, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

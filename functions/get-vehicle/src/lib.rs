@@ -29,6 +29,7 @@ pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Erro
 async fn get_vehicle(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
     let id = req.path_parameters_ref().and_then(|params| params.first("id")).unwrap_or_default();
     // Ids of other tenants, malformed ids and unknown ids all look the same: 404.
-    let vehicle = state.vehicles.get(&call.auth.tenant_id, id).await?.ok_or(ApiError::NotFound { resource: "vehicle" })?;
+    let vehicle =
+        state.vehicles.get(&call.auth.tenant_id, id).await?.ok_or(ApiError::NotFound { resource: "vehicle" })?;
     vehicle_response(StatusCode::OK, &vehicle)
 }

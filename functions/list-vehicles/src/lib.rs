@@ -37,10 +37,13 @@ async fn list_vehicles(state: &State, call: Call, req: Request) -> Result<Respon
     let params = query_params(&req, &["limit", "cursor", "status"])?;
     let status = match params.iter().find(|(name, _)| name == "status") {
         None => None,
-        Some((_, value)) => Some(value.parse::<VehicleStatus>().map_err(|rule| invalid_parameter(format!("status {rule}.")))?),
+        Some((_, value)) => {
+            Some(value.parse::<VehicleStatus>().map_err(|rule| invalid_parameter(format!("status {rule}.")))?)
+        }
     };
     let tenant = &call.auth.tenant_id;
-    let query = query_identity(tenant.as_str(), &call.route.describe(), &[("status", status.map(VehicleStatus::as_str))]);
+    let query =
+        query_identity(tenant.as_str(), &call.route.describe(), &[("status", status.map(VehicleStatus::as_str))]);
     let page = PageRequest::parse(&params, &state.cursors, &query)?;
     let (data, next) = state.vehicles.list(tenant, status, page.limit, page.start.as_ref()).await?;
     let next_cursor = next.map(|position| state.cursors.encode(&query, &position));

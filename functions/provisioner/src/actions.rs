@@ -84,7 +84,8 @@ pub async fn create_key(state: &State, input: CreateKey, request_id: &str) -> Re
     if name.is_empty() {
         return Err(ProvisionError::field("name", "must not be empty"));
     }
-    let description = input.description.as_deref().map(|d| bounded_text("description", d, MAX_TEXT_CHARS)).transpose()?;
+    let description =
+        input.description.as_deref().map(|d| bounded_text("description", d, MAX_TEXT_CHARS)).transpose()?;
     let scopes = granted_scopes(input.scopes, input.preset)?;
     let environment = match input.environment.as_deref() {
         None => state.environment,
@@ -114,7 +115,9 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
     let unused_since = match input.unused_for_days {
         None => None,
         Some(days) if (1..=MAX_LIFETIME_DAYS).contains(&days) => Some(now.minus(Duration::days(days))),
-        Some(_) => return Err(ProvisionError::field("unused_for_days", format!("must be 1 to {MAX_LIFETIME_DAYS}"))),
+        Some(_) => {
+            return Err(ProvisionError::field("unused_for_days", format!("must be 1 to {MAX_LIFETIME_DAYS}")));
+        }
     };
     let mut keys: Vec<KeyView> = state
         .keys
@@ -213,7 +216,8 @@ fn issued(api_key: &ApiKey, key: KeyView, previous_key: Option<KeyView>) -> Resu
 /// Looks a key up by tenant and public id; a malformed id is refused before any read.
 async fn find(state: &State, tenant_id: &str, key_id: &str) -> Result<KeyRecord> {
     let tenant_id = TenantId::parse(tenant_id)?;
-    let well_formed = key_id.len() == 24 && key_id.starts_with("key_") && key_id[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+    let well_formed =
+        key_id.len() == 24 && key_id.starts_with("key_") && key_id[4..].bytes().all(|b| b.is_ascii_alphanumeric());
     if !well_formed {
         return Err(ProvisionError::field("key_id", "must look like key_ followed by 20 letters or digits"));
     }
@@ -223,7 +227,10 @@ async fn find(state: &State, tenant_id: &str, key_id: &str) -> Result<KeyRecord>
 fn granted_scopes(scopes: Option<Vec<String>>, preset: Option<String>) -> Result<ScopeSet> {
     match (scopes, preset) {
         (Some(_), Some(_)) => Err(ProvisionError::field("scopes", "give either scopes or preset, not both")),
-        (None, None) => Err(ProvisionError::field("scopes", "give scopes (a list) or preset (read-only, inspection-submission, full-fleet)")),
+        (None, None) => Err(ProvisionError::field(
+            "scopes",
+            "give scopes (a list) or preset (read-only, inspection-submission, full-fleet)",
+        )),
         (None, Some(preset)) => Ok(preset.parse::<Preset>()?.scopes()),
         (Some(scopes), None) if scopes.len() > MAX_SCOPES => {
             Err(ProvisionError::field("scopes", format!("at most {MAX_SCOPES} entries")))
@@ -235,12 +242,16 @@ fn granted_scopes(scopes: Option<Vec<String>>, preset: Option<String>) -> Result
 fn expiry(expires_at: Option<&str>, expires_in_days: Option<i64>, now: Timestamp) -> Result<Option<Timestamp>> {
     let latest = now.plus(Duration::days(MAX_LIFETIME_DAYS));
     match (expires_at, expires_in_days) {
-        (Some(_), Some(_)) => Err(ProvisionError::field("expires_at", "give either expires_at or expires_in_days, not both")),
+        (Some(_), Some(_)) => {
+            Err(ProvisionError::field("expires_at", "give either expires_at or expires_in_days, not both"))
+        }
         (None, None) => Ok(None),
         (None, Some(days)) if (1..=MAX_LIFETIME_DAYS).contains(&days) => Ok(Some(now.plus(Duration::days(days)))),
         (None, Some(_)) => Err(ProvisionError::field("expires_in_days", format!("must be 1 to {MAX_LIFETIME_DAYS}"))),
         (Some(text), None) => match Timestamp::parse(text) {
-            None => Err(ProvisionError::field("expires_at", "must be an RFC 3339 timestamp, e.g. 2027-01-31T00:00:00Z")),
+            None => {
+                Err(ProvisionError::field("expires_at", "must be an RFC 3339 timestamp, e.g. 2027-01-31T00:00:00Z"))
+            }
             Some(at) if at <= now => Err(ProvisionError::field("expires_at", "must be in the future")),
             Some(at) if at > latest => {
                 Err(ProvisionError::field("expires_at", format!("must be within {MAX_LIFETIME_DAYS} days")))

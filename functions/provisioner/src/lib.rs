@@ -67,7 +67,9 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
         Err(err) if matches!(err, ProvisionError::Internal(_) | ProvisionError::Unavailable(_)) => {
             tracing::error!(action = %action, code = err.code(), error = ?err, "provisioning action failed")
         }
-        Err(err) => tracing::info!(action = %action, code = err.code(), "provisioning action refused"),
+        Err(err) => {
+            tracing::info!(action = %action, code = err.code(), "provisioning action refused")
+        }
     }
     result
 }

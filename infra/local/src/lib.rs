@@ -166,7 +166,11 @@ pub struct TableNames {
 impl TableNames {
     /// `<prefix>-keys`, `<prefix>-fleet`, `<prefix>-audit`.
     pub fn with_prefix(prefix: &str) -> TableNames {
-        TableNames { keys: format!("{prefix}-keys"), fleet: format!("{prefix}-fleet"), audit: format!("{prefix}-audit") }
+        TableNames {
+            keys: format!("{prefix}-keys"),
+            fleet: format!("{prefix}-fleet"),
+            audit: format!("{prefix}-audit"),
+        }
     }
 
     /// (template logical id, table name) pairs.

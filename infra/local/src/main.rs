@@ -3,9 +3,12 @@
 //! Configuration comes from `[workspace.metadata.lambda.env]`, the same env the
 //! functions get under `cargo lambda watch`; variables already set win.
 
-use fleetgate_api::audit::AuditLog;
+use fleetgate_api::audit::{AuditLog, AuditRecord};
 use fleetgate_api::keys::KeyStore;
+use fleetgate_api::{ApiError, Timestamp};
+use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, WriteError};
 use fleetgate_local::{Error, TableNames, Template, create_tables, local_env};
+use fleetgate_scopes::TenantId;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
@@ -14,7 +17,9 @@ const DEMO_TENANT: &str = "demo";
 fn main() -> Result<(), Error> {
     let command = std::env::args().nth(1).unwrap_or_default();
     if command != "setup" && command != "tables" {
-        eprintln!("usage: local-stack setup   # tables + demo tenant + demo keys\n       local-stack tables  # tables only");
+        eprintln!(
+            "usage: local-stack setup   # tables + demo tenant + demo keys\n       local-stack tables  # tables only"
+        );
         std::process::exit(2);
     }
     for (name, value) in local_env()? {
@@ -42,11 +47,13 @@ async fn run(command: &str) -> Result<(), Error> {
         return Ok(());
     }
 
+    let vehicles = VehicleStore::new(client.clone(), names.fleet.clone());
     let state = provisioner::State {
         keys: KeyStore::new(client.clone(), names.keys.clone()),
         audit: AuditLog::new(client, names.audit.clone()),
         environment: std::env::var("FLEETGATE_ENVIRONMENT")?.parse().map_err(|_| "FLEETGATE_ENVIRONMENT")?,
     };
+    seed_vehicles(&vehicles, &state.audit).await?;
     let full_fleet = create_demo_key(&state, "demo-full-fleet", "full-fleet").await?;
     let read_only = create_demo_key(&state, "demo-read-only", "read-only").await?;
     println!();
@@ -57,7 +64,44 @@ async fn run(command: &str) -> Result<(), Error> {
     println!("Try:");
     println!("  curl -s http://127.0.0.1:9000/me -H 'X-API-Key: {read_only}'");
     println!("  curl -s http://127.0.0.1:9000/me            # 401 problem+json");
+    println!("  curl -s 'http://127.0.0.1:9000/vehicles?limit=2' -H 'X-API-Key: {read_only}'");
     println!();
+    Ok(())
+}
+
+/// A handful of demo vehicles; on a re-run against a live DynamoDB Local their VINs exist and they are skipped.
+async fn seed_vehicles(vehicles: &VehicleStore, audit: &AuditLog) -> Result<(), Error> {
+    let tenant = TenantId::parse(DEMO_TENANT)?;
+    let demo = [
+        ("1HGCM82633A004352", "Truck 12", "Volvo", "FH16", 2022, "AB-123", "active", 120_000),
+        ("WDB9634031L738294", "Truck 7", "Mercedes-Benz", "Actros", 2020, "CD-456", "active", 310_500),
+        ("YS2R4X20005399401", "Truck 3", "Scania", "R450", 2019, "EF-789", "in_shop", 402_250),
+        ("XLRTE47MS0E963219", "Van 2", "DAF", "XF", 2023, "GH-012", "active", 45_800),
+        ("VF611A165HD008374", "Old Truck 1", "Renault", "T480", 2014, "IJ-345", "retired", 988_100),
+    ];
+    let mut created = 0;
+    for (vin, name, make, model, year, plate, status, odometer) in demo {
+        let body = json!({"vin": vin, "name": name, "make": make, "model": model, "year": year,
+                          "license_plate": plate, "status": status, "odometer_km": odometer});
+        let vehicle = Vehicle::create(VehicleInput::parse(body, Timestamp::now())?, Timestamp::now());
+        let record = AuditRecord::new(
+            tenant.clone(),
+            None,
+            "seed_vehicle",
+            Some(vehicle.id.clone()),
+            "ok",
+            "local-seed",
+            audit.retention_days(),
+        );
+        match vehicles.create(&tenant, &vehicle, vec![audit.put_item(&record)?]).await {
+            Ok(()) => created += 1,
+            Err(WriteError::DuplicateVin(_)) => {}
+            Err(other) => {
+                return Err(format!("seeding vehicles failed: {:?}", ApiError::from(other)).into());
+            }
+        }
+    }
+    eprintln!("==> demo vehicles: {created} created, {} already there", demo.len() - created);
     Ok(())
 }
 
@@ -72,4 +116,3 @@ async fn create_demo_key(state: &provisioner::State, name: &str, preset: &str) -
         _ => Err("provisioner returned no api_key".into()),
     }
 }
-

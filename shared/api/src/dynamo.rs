@@ -92,20 +92,20 @@ pub async fn transact_write(client: &Client, items: Vec<TransactWriteItem>) -> R
         Ok(_) => return Ok(()),
         Err(err) => err,
     };
-    if let SdkError::ServiceError(service) = &err {
-        if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() {
-            let reasons = cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|reason| match reason.code().unwrap_or("None") {
-                    "None" => CancelReason::None,
-                    "ConditionalCheckFailed" => CancelReason::ConditionFailed,
-                    "TransactionConflict" => CancelReason::Conflict,
-                    other => CancelReason::Other(other.to_owned()),
-                })
-                .collect();
-            return Err(DbError::TransactionCancelled { reasons });
-        }
+    if let SdkError::ServiceError(service) = &err
+        && let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
+    {
+        let reasons = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| match reason.code().unwrap_or("None") {
+                "None" => CancelReason::None,
+                "ConditionalCheckFailed" => CancelReason::ConditionFailed,
+                "TransactionConflict" => CancelReason::Conflict,
+                other => CancelReason::Other(other.to_owned()),
+            })
+            .collect();
+        return Err(DbError::TransactionCancelled { reasons });
     }
     Err(err.into())
 }

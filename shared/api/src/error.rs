@@ -243,7 +243,10 @@ mod tests {
 
     #[test]
     fn validation_lists_fields() {
-        let err = ApiError::ValidationFailed(vec![FieldError { field: "vin".into(), message: "must be 17 characters".into() }]);
+        let err = ApiError::ValidationFailed(vec![FieldError {
+            field: "vin".into(),
+            message: "must be 17 characters".into(),
+        }]);
         let body = err.to_problem("r");
         assert_eq!(body["status"], 422);
         assert_eq!(body["errors"][0]["field"], "vin");

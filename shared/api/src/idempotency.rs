@@ -187,7 +187,10 @@ impl IdempotencyStore {
             .key("sk", serde_dynamo::to_attribute_value(&claim.sk).expect("string"))
             .condition_expression("#state = :in_progress")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":in_progress", serde_dynamo::to_attribute_value(ClaimState::InProgress).expect("enum"))
+            .expression_attribute_values(
+                ":in_progress",
+                serde_dynamo::to_attribute_value(ClaimState::InProgress).expect("enum"),
+            )
             .send()
             .await;
         if let Err(err) = result {
@@ -286,7 +289,11 @@ mod tests {
     fn replays_carry_the_first_status_headers_and_body_plus_the_marker() {
         let stored = StoredResponse {
             status: 201,
-            headers: [("etag".to_owned(), "\"1\"".to_owned()), ("content-type".to_owned(), "application/json".to_owned())].into(),
+            headers: [
+                ("etag".to_owned(), "\"1\"".to_owned()),
+                ("content-type".to_owned(), "application/json".to_owned()),
+            ]
+            .into(),
             body: "{\"id\":\"veh_1\"}".into(),
         };
         let response = replay(stored);

@@ -22,8 +22,7 @@ pub fn new_sortable_id(prefix: &str) -> String {
 /// Whether `id` has the shape of an id made by [`new_sortable_id`] with `prefix`.
 /// Checked before any database read, so odd path values never reach DynamoDB.
 pub fn is_sortable_id(prefix: &str, id: &str) -> bool {
-    id.strip_prefix(prefix)
-        .is_some_and(|rest| rest.len() == ULID_LEN && rest.bytes().all(|b| CROCKFORD.contains(&b)))
+    id.strip_prefix(prefix).is_some_and(|rest| rest.len() == ULID_LEN && rest.bytes().all(|b| CROCKFORD.contains(&b)))
 }
 
 #[cfg(test)]
@@ -43,7 +42,14 @@ mod tests {
 
     #[test]
     fn odd_values_are_not_ids() {
-        for odd in ["", "veh_", "veh_../../etc/passwd", "veh_%00", &format!("veh_{}", "0".repeat(500)), "veh_0000000000000000000000000u"] {
+        for odd in [
+            "",
+            "veh_",
+            "veh_../../etc/passwd",
+            "veh_%00",
+            &format!("veh_{}", "0".repeat(500)),
+            "veh_0000000000000000000000000u",
+        ] {
             assert!(!is_sortable_id("veh_", odd), "{odd}");
         }
     }

@@ -28,7 +28,10 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
         return Err(ApiError::UnsupportedMediaType);
     }
     if bytes.is_empty() {
-        return Err(ApiError::BadRequest { code: "invalid_json", detail: "The request body is empty; send a JSON object.".into() });
+        return Err(ApiError::BadRequest {
+            code: "invalid_json",
+            detail: "The request body is empty; send a JSON object.".into(),
+        });
     }
     serde_json::from_slice(bytes).map_err(|err| ApiError::BadRequest {
         code: "invalid_json",
@@ -103,7 +106,9 @@ impl Fields {
 
 /// A trimmed string of 1..=`max` characters without control characters.
 pub fn text(value: &Value, max: usize) -> Result<String, String> {
-    let Value::String(text) = value else { return Err("must be a string".into()) };
+    let Value::String(text) = value else {
+        return Err("must be a string".into());
+    };
     let text = text.trim();
     if text.is_empty() {
         return Err("must not be empty".into());
@@ -132,7 +137,10 @@ pub fn query_params(req: &Request, known: &[&str]) -> Result<Vec<(String, String
     for (name, value) in query.iter() {
         if !known.contains(&name) {
             let name: String = name.chars().take(64).collect();
-            return Err(invalid_parameter(format!("Unknown query parameter '{name}'; this route accepts: {}.", known.join(", "))));
+            return Err(invalid_parameter(format!(
+                "Unknown query parameter '{name}'; this route accepts: {}.",
+                known.join(", ")
+            )));
         }
         if params.iter().any(|(seen, _)| seen == name) {
             return Err(invalid_parameter(format!("Query parameter '{name}' was given more than once.")));

@@ -112,11 +112,7 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// Reads `limit` and `cursor` from already-collected query parameters.
-    pub fn parse(
-        params: &[(String, String)],
-        signer: &CursorSigner,
-        query: &str,
-    ) -> Result<PageRequest, ApiError> {
+    pub fn parse(params: &[(String, String)], signer: &CursorSigner, query: &str) -> Result<PageRequest, ApiError> {
         let mut page = PageRequest { limit: DEFAULT_LIMIT, start: None };
         for (name, value) in params {
             match name.as_str() {

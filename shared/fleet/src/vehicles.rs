@@ -126,15 +126,15 @@ impl VehicleInput {
     pub fn parse(body: Value, now: Timestamp) -> Result<VehicleInput, ApiError> {
         let latest_year = i64::from(now.year()) + 1;
         let mut fields = Fields::new(body)?;
-        let vin = fields.required("vin", |v| v.as_str().ok_or_else(|| "must be a string".to_owned()).and_then(Vin::parse));
+        let vin =
+            fields.required("vin", |v| v.as_str().ok_or_else(|| "must be a string".to_owned()).and_then(Vin::parse));
         let name = fields.required("name", |v| text(v, 100));
         let make = fields.required("make", |v| text(v, 50));
         let model = fields.required("model", |v| text(v, 50));
         let year = fields.required("year", |v| integer(v, 1900..=latest_year));
         let license_plate = fields.optional("license_plate", |v| text(v, 20));
-        let status = fields.optional("status", |v| {
-            v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str)
-        });
+        let status = fields
+            .optional("status", |v| v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str));
         let odometer_km = fields.optional("odometer_km", |v| integer(v, 0..=MAX_ODOMETER_KM));
         fields.finish(&SERVER_OWNED_FIELDS)?;
         // finish() succeeded, so every field above parsed.
@@ -180,7 +180,13 @@ impl Vehicle {
         Vehicle::with_input(self.id.clone(), input, self.version + 1, self.created_at, now)
     }
 
-    fn with_input(id: String, input: VehicleInput, version: u64, created_at: Timestamp, updated_at: Timestamp) -> Vehicle {
+    fn with_input(
+        id: String,
+        input: VehicleInput,
+        version: u64,
+        created_at: Timestamp,
+        updated_at: Timestamp,
+    ) -> Vehicle {
         Vehicle {
             id,
             vin: input.vin,
@@ -274,7 +280,10 @@ struct VinItem {
 }
 
 /// The key attributes of an item, as a position to resume after it (with the GSI keys when listing by index).
-fn key_position(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, by_status: bool) -> Position {
+fn key_position(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    by_status: bool,
+) -> Position {
     let names: &[&str] = if by_status { &["pk", "sk", "gsi1pk", "gsi1sk"] } else { &["pk", "sk"] };
     position_of(item).into_iter().filter(|(name, _)| names.contains(&name.as_str())).collect()
 }
@@ -366,12 +375,16 @@ impl VehicleStore {
         start: Option<&Position>,
     ) -> Result<(Vec<Vehicle>, Option<Position>), DbError> {
         // One extra item tells whether another page exists, so the last page has no cursor.
-        let query = self.client.query().table_name(&self.table).limit(limit + 1).set_exclusive_start_key(start.map(start_key));
+        let query =
+            self.client.query().table_name(&self.table).limit(limit + 1).set_exclusive_start_key(start.map(start_key));
         let query = match status {
             Some(status) => query
                 .index_name(STATUS_INDEX)
                 .key_condition_expression("gsi1pk = :partition")
-                .expression_attribute_values(":partition", serde_dynamo::to_attribute_value(status_partition(tenant, status))?),
+                .expression_attribute_values(
+                    ":partition",
+                    serde_dynamo::to_attribute_value(status_partition(tenant, status))?,
+                ),
             None => query
                 .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
@@ -394,11 +407,18 @@ impl VehicleStore {
 
     /// Stores a new vehicle and claims its VIN, with `extra` items (audit,
     /// idempotency) in the same transaction.
-    pub async fn create(&self, tenant: &TenantId, vehicle: &Vehicle, extra: Vec<TransactWriteItem>) -> Result<(), WriteError> {
+    pub async fn create(
+        &self,
+        tenant: &TenantId,
+        vehicle: &Vehicle,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<(), WriteError> {
         let mut items = vec![self.put_vehicle(tenant, vehicle, None)?, self.claim_vin(tenant, vehicle)?];
         items.extend(extra);
-        self.write(items, |err| if err.condition_failed_at(1) { Some(WriteError::DuplicateVin(vehicle.vin.clone())) } else { None })
-            .await
+        self.write(items, |err| {
+            if err.condition_failed_at(1) { Some(WriteError::DuplicateVin(vehicle.vin.clone())) } else { None }
+        })
+        .await
     }
 
     /// Replaces the writable fields of a vehicle. With `if_match`, only if the
@@ -428,13 +448,16 @@ impl VehicleStore {
             let vin_changed = next.vin != current.vin;
             let result = self
                 .write(items, |err| {
-                    (vin_changed && err.condition_failed_at(duplicate_at)).then(|| WriteError::DuplicateVin(next.vin.clone()))
+                    (vin_changed && err.condition_failed_at(duplicate_at))
+                        .then(|| WriteError::DuplicateVin(next.vin.clone()))
                 })
                 .await;
             match result {
                 Ok(()) => return Ok(next),
                 // Someone else wrote first: re-read, then If-Match decides (412) or last write wins (retry).
-                Err(WriteError::Db(err)) if err.condition_failed_at(0) || err.is_conflict() => continue,
+                Err(WriteError::Db(err)) if err.condition_failed_at(0) || err.is_conflict() => {
+                    continue;
+                }
                 Err(other) => return Err(other),
             }
         }
@@ -468,8 +491,15 @@ impl VehicleStore {
     }
 
     /// Puts the vehicle item: new (`expected_version` = None) or replacing exactly that version.
-    fn put_vehicle(&self, tenant: &TenantId, vehicle: &Vehicle, expected_version: Option<u64>) -> Result<TransactWriteItem, DbError> {
-        let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(VehicleItem::new(tenant, vehicle))?));
+    fn put_vehicle(
+        &self,
+        tenant: &TenantId,
+        vehicle: &Vehicle,
+        expected_version: Option<u64>,
+    ) -> Result<TransactWriteItem, DbError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(VehicleItem::new(tenant, vehicle))?));
         let put = match expected_version {
             None => put.condition_expression("attribute_not_exists(sk)"),
             Some(version) => put
@@ -504,7 +534,10 @@ impl VehicleStore {
 }
 
 /// A single vehicle as an HTTP response, with its `ETag`.
-pub fn vehicle_response(status: http::StatusCode, vehicle: &Vehicle) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+pub fn vehicle_response(
+    status: http::StatusCode,
+    vehicle: &Vehicle,
+) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
     let mut response = fleetgate_api::http::json_response(status, vehicle)?;
     let etag = http::HeaderValue::from_str(&vehicle.etag()).map_err(|e| ApiError::Internal(Box::new(e)))?;
     response.headers_mut().insert(http::header::ETAG, etag);
@@ -559,7 +592,11 @@ mod tests {
 
     #[test]
     fn optional_fields_default() {
-        let input = VehicleInput::parse(json!({"vin": "1hgcm82633a004352", "name": "T", "make": "M", "model": "X", "year": 2027}), now()).unwrap();
+        let input = VehicleInput::parse(
+            json!({"vin": "1hgcm82633a004352", "name": "T", "make": "M", "model": "X", "year": 2027}),
+            now(),
+        )
+        .unwrap();
         assert_eq!(input.vin.as_str(), "1HGCM82633A004352", "VINs are stored upper-case");
         assert_eq!((input.status, input.odometer_km, input.license_plate), (VehicleStatus::Active, 0, None));
     }
@@ -585,7 +622,14 @@ mod tests {
     #[test]
     fn vins_are_checked() {
         assert!(Vin::parse("1HGCM82633A004352").is_ok());
-        for bad in ["", "1HGCM82633A00435", "1HGCM82633A0043521", "1HGCM82633A00435I", "1HGCM82633A00435Q", "1HGCM8263-A004352"] {
+        for bad in [
+            "",
+            "1HGCM82633A00435",
+            "1HGCM82633A0043521",
+            "1HGCM82633A00435I",
+            "1HGCM82633A00435Q",
+            "1HGCM8263-A004352",
+        ] {
             assert!(Vin::parse(bad).is_err(), "{bad}");
         }
     }

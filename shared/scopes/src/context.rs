@@ -145,9 +145,7 @@ impl AuthContext {
     }
 
     /// Reads the context back from the fields an endpoint receives.
-    pub fn from_authorizer_context<'a>(
-        get: impl Fn(&str) -> Option<&'a str>,
-    ) -> Result<AuthContext, MalformedContext> {
+    pub fn from_authorizer_context<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<AuthContext, MalformedContext> {
         let required = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(MalformedContext(name));
         let tenant_id = TenantId::parse(required(field::TENANT_ID)?).map_err(|_| MalformedContext(field::TENANT_ID))?;
         let granted =

@@ -17,12 +17,8 @@ pub enum Scope {
 
 impl Scope {
     /// Every active scope, in display order.
-    pub const ALL: [Scope; 4] = [
-        Scope::VehiclesRead,
-        Scope::VehiclesWrite,
-        Scope::InspectionsRead,
-        Scope::InspectionsWrite,
-    ];
+    pub const ALL: [Scope; 4] =
+        [Scope::VehiclesRead, Scope::VehiclesWrite, Scope::InspectionsRead, Scope::InspectionsWrite];
 
     /// The wire name, e.g. `vehicles:read`.
     pub const fn as_str(self) -> &'static str {
@@ -119,10 +115,7 @@ impl FromStr for Scope {
             return Ok(scope);
         }
         match UNAVAILABLE_SCOPES.iter().find(|(name, _)| *name == s) {
-            Some((name, status)) => Err(ScopeError::NotYetAvailable {
-                scope: (*name).to_owned(),
-                status: *status,
-            }),
+            Some((name, status)) => Err(ScopeError::NotYetAvailable { scope: (*name).to_owned(), status: *status }),
             None => Err(ScopeError::Unknown {
                 // Echo a bounded prefix only: the input may be huge or hostile.
                 scope: s.chars().take(64).collect(),
@@ -156,10 +149,7 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let set = names
-            .into_iter()
-            .map(|name| name.as_ref().trim().parse())
-            .collect::<Result<BTreeSet<Scope>, _>>()?;
+        let set = names.into_iter().map(|name| name.as_ref().trim().parse()).collect::<Result<BTreeSet<Scope>, _>>()?;
         if set.is_empty() {
             return Err(ScopeError::Empty);
         }

@@ -192,8 +192,11 @@ impl KeyStore {
             .expression_attribute_values(":new_id", serde_dynamo::to_attribute_value(&new.key_id)?)
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
-        transact_write(&self.client, vec![self.put_new(new)?, TransactWriteItem::builder().update(update).build(), audit])
-            .await
+        transact_write(
+            &self.client,
+            vec![self.put_new(new)?, TransactWriteItem::builder().update(update).build(), audit],
+        )
+        .await
     }
 
     /// Records a use of the key, unless one was recorded within the last hour
@@ -209,10 +212,7 @@ impl KeyStore {
                 "attribute_exists(key_hash) AND (attribute_not_exists(last_used_at) OR last_used_at <= :stale)",
             )
             .expression_attribute_values(":now", serde_dynamo::to_attribute_value(now)?)
-            .expression_attribute_values(
-                ":stale",
-                serde_dynamo::to_attribute_value(now.minus(LAST_USED_GRANULARITY))?,
-            )
+            .expression_attribute_values(":stale", serde_dynamo::to_attribute_value(now.minus(LAST_USED_GRANULARITY))?)
             .send()
             .await;
         match result.map_err(DbError::from) {
