@@ -8,14 +8,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::dynamo::{ConfigError, env_var};
+use crate::dynamo::{ConfigError, DbError, env_var};
 use crate::error::ApiError;
 use crate::input::invalid_parameter;
 
@@ -129,13 +131,48 @@ impl PageRequest {
     }
 }
 
+/// Runs `query` (table, key condition and any index already set) for one page:
+/// up to `limit` items after `start`, and the position after the last of them,
+/// `None` exactly when nothing follows. Reads one extra item to know that.
+///
+/// Tables and indexes follow one naming rule: the table's key is `pk`/`sk`, an
+/// index `gsiN`'s key is `gsiNpk`/`gsiNsk`; a position holds both.
+pub async fn query_page<T: DeserializeOwned>(
+    query: QueryFluentBuilder,
+    index: Option<&str>,
+    limit: i32,
+    start: Option<&Position>,
+) -> Result<(Vec<T>, Option<Position>), DbError> {
+    let output = query
+        .set_index_name(index.map(str::to_owned))
+        .limit(limit + 1)
+        .set_exclusive_start_key(start.map(start_key))
+        .send()
+        .await?;
+    let mut items = output.items.unwrap_or_default();
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let key_names: Vec<String> = ["pk".to_owned(), "sk".to_owned()]
+        .into_iter()
+        .chain(index.into_iter().flat_map(|index| [format!("{index}pk"), format!("{index}sk")]))
+        .collect();
+    let next = match (more, items.last()) {
+        (true, Some(last)) => {
+            Some(position_of(last).into_iter().filter(|(name, _)| key_names.contains(name)).collect())
+        }
+        _ => None,
+    };
+    let items = items.into_iter().map(serde_dynamo::from_item).collect::<Result<Vec<T>, _>>()?;
+    Ok((items, next))
+}
+
 /// A DynamoDB key as a cursor position (string attributes only).
-pub fn position_of(key: &HashMap<String, AttributeValue>) -> Position {
+fn position_of(key: &HashMap<String, AttributeValue>) -> Position {
     key.iter().filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone()))).collect()
 }
 
 /// A cursor position back as a DynamoDB `ExclusiveStartKey`.
-pub fn start_key(position: &Position) -> HashMap<String, AttributeValue> {
+fn start_key(position: &Position) -> HashMap<String, AttributeValue> {
     position.iter().map(|(name, value)| (name.clone(), AttributeValue::S(value.clone()))).collect()
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
 use fleetgate_api::error::ApiError;
 use fleetgate_api::input::{Fields, integer, text};
-use fleetgate_api::list::{Position, position_of, start_key};
+use fleetgate_api::list::{Position, query_page};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
@@ -279,15 +279,6 @@ struct VinItem {
     vehicle_id: String,
 }
 
-/// The key attributes of an item, as a position to resume after it (with the GSI keys when listing by index).
-fn key_position(
-    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-    by_status: bool,
-) -> Position {
-    let names: &[&str] = if by_status { &["pk", "sk", "gsi1pk", "gsi1sk"] } else { &["pk", "sk"] };
-    position_of(item).into_iter().filter(|(name, _)| names.contains(&name.as_str())).collect()
-}
-
 fn vehicle_sk(id: &str) -> String {
     format!("vehicle#{id}")
 }
@@ -374,35 +365,25 @@ impl VehicleStore {
         limit: i32,
         start: Option<&Position>,
     ) -> Result<(Vec<Vehicle>, Option<Position>), DbError> {
-        // One extra item tells whether another page exists, so the last page has no cursor.
-        let query =
-            self.client.query().table_name(&self.table).limit(limit + 1).set_exclusive_start_key(start.map(start_key));
-        let query = match status {
-            Some(status) => query
-                .index_name(STATUS_INDEX)
-                .key_condition_expression("gsi1pk = :partition")
-                .expression_attribute_values(
+        let query = self.client.query().table_name(&self.table);
+        let (query, index) = match status {
+            Some(status) => (
+                query.key_condition_expression("gsi1pk = :partition").expression_attribute_values(
                     ":partition",
                     serde_dynamo::to_attribute_value(status_partition(tenant, status))?,
                 ),
-            None => query
-                .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
-                .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("vehicle#")?),
+                Some(STATUS_INDEX),
+            ),
+            None => (
+                query
+                    .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
+                    .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("vehicle#")?),
+                None,
+            ),
         };
-        let output = query.send().await?;
-        let mut items = output.items.unwrap_or_default();
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        let next = match (more, items.last()) {
-            (true, Some(last)) => Some(key_position(last, status.is_some())),
-            _ => None,
-        };
-        let vehicles = items
-            .into_iter()
-            .map(|item| serde_dynamo::from_item::<_, VehicleItem>(item).map(VehicleItem::into_vehicle))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((vehicles, next))
+        let (items, next) = query_page::<VehicleItem>(query, index, limit, start).await?;
+        Ok((items.into_iter().map(VehicleItem::into_vehicle).collect(), next))
     }
 
     /// Stores a new vehicle and claims its VIN, with `extra` items (audit,
