@@ -132,3 +132,69 @@ async fn vehicles_are_created_listed_read_and_replaced_over_http() {
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.headers()["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn a_device_submits_an_inspection_that_shows_in_history_and_audit() {
+    let client = reqwest::Client::new();
+    let tenant = format!("e2e-insp-{}", std::process::id());
+    let admin = provision(&client, json!({"action": "put_inspection_template", "tenant_id": tenant, "template": {
+        "id": "tpl_pretrip", "name": "Pre-trip", "items": [{"id": "brakes", "label": "Brakes"}, {"id": "lights", "label": "Lights"}]}}))
+    .await;
+    assert_eq!(admin["template"]["version"], 1, "{admin}");
+    let full = key(&client, &tenant, "full-fleet").await;
+    let device = key(&client, &tenant, "inspection-submission").await;
+    let truck = json!({"vin": "1HGCM82633A004399", "name": "Truck 99", "make": "Volvo", "model": "FH16", "year": 2022});
+    let vehicle: Value = client
+        .post(format!("{}/vehicles", base_url()))
+        .header("X-API-Key", &full)
+        .json(&truck)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vehicle_id = vehicle["id"].as_str().unwrap();
+
+    let templates: Value = client
+        .get(format!("{}/inspection-templates", base_url()))
+        .header("X-API-Key", &device)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(templates["data"][0]["id"], "tpl_pretrip");
+
+    let submitted = client
+        .post(format!("{}/inspections", base_url()))
+        .header("X-API-Key", &device)
+        .json(&json!({"vehicle_id": vehicle_id, "template_id": "tpl_pretrip", "type": "pre_trip", "inspector": "Ana Silva",
+                      "performed_at": "2026-11-01T08:00:00Z", "odometer_km": 120500,
+                      "results": [{"item_id": "brakes", "status": "fail", "note": "soft pedal"}, {"item_id": "lights", "status": "pass"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 201);
+    let inspection: Value = submitted.json().await.unwrap();
+    assert_eq!(inspection["outcome"], "fail");
+
+    let history: Value = client
+        .get(format!("{}/inspections?vehicle_id={vehicle_id}&outcome=fail", base_url()))
+        .header("X-API-Key", &device)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["data"][0]["id"], inspection["id"]);
+
+    let audit = provision(&client, json!({"action": "list_audit", "tenant_id": tenant, "limit": 5})).await;
+    let newest = &audit["records"][0];
+    assert_eq!(
+        (newest["action"].as_str(), newest["resource_id"].as_str()),
+        (Some("POST /inspections"), inspection["id"].as_str())
+    );
+}

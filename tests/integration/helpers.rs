@@ -12,6 +12,8 @@ use tokio::sync::OnceCell;
 use fleetgate_api::audit::AuditLog;
 use fleetgate_api::http::{Authenticator, Gate};
 use fleetgate_api::keys::{KeyResolver, KeyStore};
+use fleetgate_api::list::CursorSigner;
+use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::VehicleStore;
 use fleetgate_local::{TableNames, Template, create_tables};
 use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId};
@@ -65,6 +67,8 @@ impl TestStack {
         let provisioner = provisioner::State {
             keys: KeyStore::new(client.clone(), tables.keys.clone()),
             audit: AuditLog::new(client.clone(), tables.audit.clone()),
+            templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
+            cursors: CursorSigner::new("test-secret"),
             environment: Environment::Test,
         };
         TestStack { client, tables, tenant, provisioner }

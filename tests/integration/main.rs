@@ -3,6 +3,7 @@
 
 mod authorizer;
 mod helpers;
+mod inspections;
 mod provisioner;
 mod route_table;
 mod vehicles;

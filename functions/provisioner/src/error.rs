@@ -4,6 +4,7 @@
 use lambda_runtime::Diagnostic;
 
 use fleetgate_api::dynamo::DbError;
+use fleetgate_api::error::FieldError;
 use fleetgate_scopes::ScopeError;
 use fleetgate_scopes::context::InvalidTenantId;
 
@@ -22,6 +23,9 @@ pub enum ProvisionError {
     /// A field breaks a rule (length, range, date in the past, …).
     #[error("invalid {field}: {message}")]
     InvalidField { field: &'static str, message: String },
+    /// A template that breaks the rules; every failing field is named.
+    #[error("invalid template: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidTemplate(Vec<FieldError>),
     #[error("no key with id '{0}' in this tenant")]
     KeyNotFound(String),
     #[error("key '{0}' is revoked; create a new key instead")]
@@ -45,6 +49,7 @@ impl ProvisionError {
             ProvisionError::InvalidTenantId(_) => "invalid_tenant_id",
             ProvisionError::Scope(err) => err.code(),
             ProvisionError::InvalidField { .. } => "invalid_field",
+            ProvisionError::InvalidTemplate(_) => "invalid_template",
             ProvisionError::KeyNotFound(_) => "key_not_found",
             ProvisionError::KeyRevoked(_) => "key_revoked",
             ProvisionError::KeyAlreadyRotated { .. } => "key_already_rotated",

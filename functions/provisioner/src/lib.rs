@@ -4,6 +4,7 @@
 //! `errorType` and message, and writes nothing.
 
 mod actions;
+mod admin;
 mod error;
 mod view;
 
@@ -14,18 +15,24 @@ use serde_json::Value;
 use fleetgate_api::audit::AuditLog;
 use fleetgate_api::dynamo::{ConfigError, env_var};
 use fleetgate_api::keys::KeyStore;
+use fleetgate_api::list::CursorSigner;
+use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_scopes::Environment;
 
 pub use error::ProvisionError;
 pub use view::KeyView;
 
 /// Every action the provisioner understands.
-pub const ACTIONS: [&str; 5] = ["create_key", "list_keys", "get_key", "revoke_key", "rotate_key"];
+pub const ACTIONS: [&str; 7] =
+    ["create_key", "list_keys", "get_key", "revoke_key", "rotate_key", "put_inspection_template", "list_audit"];
 
 /// What the function keeps across invocations.
 pub struct State {
     pub keys: KeyStore,
     pub audit: AuditLog,
+    pub templates: TemplateStore,
+    /// Signs `list_audit` cursors.
+    pub cursors: CursorSigner,
     /// The environment this deployment issues keys for (and its authorizer accepts).
     pub environment: Environment,
 }
@@ -36,7 +43,13 @@ impl State {
             .parse()
             .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
         let client = fleetgate_api::dynamo::client().await;
-        Ok(State { keys: KeyStore::from_env(client.clone())?, audit: AuditLog::from_env(client)?, environment })
+        Ok(State {
+            keys: KeyStore::from_env(client.clone())?,
+            audit: AuditLog::from_env(client.clone())?,
+            templates: TemplateStore::from_env(client)?,
+            cursors: CursorSigner::from_env()?,
+            environment,
+        })
     }
 }
 
@@ -60,6 +73,8 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
         "get_key" => actions::get_key(state, parse(args)?, &request_id).await,
         "revoke_key" => actions::revoke_key(state, parse(args)?, &request_id).await,
         "rotate_key" => actions::rotate_key(state, parse(args)?, &request_id).await,
+        "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &request_id).await,
+        "list_audit" => admin::list_audit(state, parse(args)?, &request_id).await,
         other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),
     };
     match &result {

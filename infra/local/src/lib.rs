@@ -179,16 +179,39 @@ impl TableNames {
     }
 }
 
-/// Creates every table of `names` from the template's definitions; tables that exist are left alone.
+/// Creates every table of `names` from the template's definitions. A table that
+/// exists with the same keys and indexes is kept (with its data); one whose
+/// schema differs (the template changed since it was made) is dropped and made anew.
 pub async fn create_tables(client: &Client, template: &Template, names: &TableNames) -> Result<(), Error> {
     let existing = client.list_tables().send().await?.table_names.unwrap_or_default();
     for (logical_id, name) in names.by_logical_id() {
+        let definition = template.table(logical_id)?;
         if existing.iter().any(|t| t == name) {
-            continue;
+            if schema_matches(client, name, &definition).await? {
+                continue;
+            }
+            eprintln!("==> table {name} predates the template's current schema: recreating it (its data is dropped)");
+            client.delete_table().table_name(name).send().await?;
         }
-        create_table(client, name, &template.table(logical_id)?).await?;
+        create_table(client, name, &definition).await?;
     }
     Ok(())
+}
+
+/// Whether a live table has the key schema and index names the template defines.
+async fn schema_matches(client: &Client, name: &str, definition: &TableDefinition) -> Result<bool, Error> {
+    let table = client.describe_table().table_name(name).send().await?.table.ok_or("describe_table without a table")?;
+    let keys: Vec<(String, String)> =
+        table.key_schema().iter().map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned())).collect();
+    let wanted_keys: Vec<(String, String)> =
+        definition.key_schema.iter().map(|k| (k.attribute_name.clone(), k.key_type.clone())).collect();
+    let mut indexes: Vec<String> =
+        table.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(str::to_owned)).collect();
+    let mut wanted_indexes: Vec<String> =
+        definition.global_secondary_indexes.iter().map(|i| i.index_name.clone()).collect();
+    indexes.sort();
+    wanted_indexes.sort();
+    Ok(keys == wanted_keys && indexes == wanted_indexes)
 }
 
 /// Creates one table (on-demand) with its indexes and TTL setting.

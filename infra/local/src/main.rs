@@ -5,7 +5,9 @@
 
 use fleetgate_api::audit::{AuditLog, AuditRecord};
 use fleetgate_api::keys::KeyStore;
+use fleetgate_api::list::CursorSigner;
 use fleetgate_api::{ApiError, Timestamp};
+use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, WriteError};
 use fleetgate_local::{Error, TableNames, Template, create_tables, local_env};
 use fleetgate_scopes::TenantId;
@@ -50,10 +52,13 @@ async fn run(command: &str) -> Result<(), Error> {
     let vehicles = VehicleStore::new(client.clone(), names.fleet.clone());
     let state = provisioner::State {
         keys: KeyStore::new(client.clone(), names.keys.clone()),
-        audit: AuditLog::new(client, names.audit.clone()),
+        audit: AuditLog::new(client.clone(), names.audit.clone()),
+        templates: TemplateStore::new(client, names.fleet.clone()),
+        cursors: CursorSigner::from_env()?,
         environment: std::env::var("FLEETGATE_ENVIRONMENT")?.parse().map_err(|_| "FLEETGATE_ENVIRONMENT")?,
     };
     seed_vehicles(&vehicles, &state.audit).await?;
+    seed_templates(&state).await?;
     let full_fleet = create_demo_key(&state, "demo-full-fleet", "full-fleet").await?;
     let read_only = create_demo_key(&state, "demo-read-only", "read-only").await?;
     println!();
@@ -65,6 +70,7 @@ async fn run(command: &str) -> Result<(), Error> {
     println!("  curl -s http://127.0.0.1:9000/me -H 'X-API-Key: {read_only}'");
     println!("  curl -s http://127.0.0.1:9000/me            # 401 problem+json");
     println!("  curl -s 'http://127.0.0.1:9000/vehicles?limit=2' -H 'X-API-Key: {read_only}'");
+    println!("  curl -s http://127.0.0.1:9000/inspection-templates -H 'X-API-Key: {read_only}'");
     println!();
     Ok(())
 }
@@ -102,6 +108,40 @@ async fn seed_vehicles(vehicles: &VehicleStore, audit: &AuditLog) -> Result<(), 
         }
     }
     eprintln!("==> demo vehicles: {created} created, {} already there", demo.len() - created);
+    Ok(())
+}
+
+/// The demo tenant's checklists, put through the provisioner as an admin would.
+async fn seed_templates(state: &provisioner::State) -> Result<(), Error> {
+    let item = |id: &str, label: &str, category: &str, required: bool| json!({"id": id, "label": label, "category": category, "required": required});
+    let templates = [
+        json!({"id": "tpl_pretrip", "name": "Pre-trip inspection",
+        "description": "Daily walk-around before the first trip (driver vehicle inspection).",
+        "items": [
+            item("brakes", "Service and parking brakes", "safety", true),
+            item("tyres", "Tyres: tread depth, pressure, damage", "safety", true),
+            item("lights", "Head, tail, brake and indicator lights", "safety", true),
+            item("horn", "Horn", "safety", true),
+            item("wipers", "Wipers and washers", "visibility", true),
+            item("mirrors", "Mirrors and windscreen", "visibility", true),
+            item("fluid_leaks", "No fuel, oil or coolant leaks", "mechanical", true),
+            item("coupling", "Coupling devices and fifth wheel", "mechanical", false),
+            item("emergency_kit", "Fire extinguisher, triangles, first-aid kit", "equipment", true),
+        ]}),
+        json!({"id": "tpl_posttrip", "name": "Post-trip inspection",
+        "description": "End-of-day report of anything that needs the workshop.",
+        "items": [
+            item("body_damage", "New body damage", "body", true),
+            item("warning_lights", "Dashboard warning lights", "mechanical", true),
+            item("tyres", "Tyres", "safety", true),
+            item("cab_clean", "Cab left clean", "housekeeping", false),
+        ]}),
+    ];
+    for template in templates {
+        let event = json!({"action": "put_inspection_template", "tenant_id": DEMO_TENANT, "template": template});
+        provisioner::handler(state, LambdaEvent::new(event, Context::default())).await?;
+    }
+    eprintln!("==> demo inspection templates: tpl_pretrip, tpl_posttrip");
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use fleetgate_scopes::TenantId;
 use crate::dynamo::{ConfigError, DbError, env_var};
 use crate::http::Call;
 use crate::keys::new_public_id;
+use crate::list::{Position, query_page};
 use crate::timestamp::Timestamp;
 
 /// How long audit items live by default (DynamoDB TTL), in days.
@@ -110,6 +111,29 @@ impl AuditLog {
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One page of a tenant's trail, newest first, optionally only records at or after `since`.
+    pub async fn list(
+        &self,
+        tenant_id: &TenantId,
+        since: Option<Timestamp>,
+        limit: i32,
+        start: Option<&Position>,
+    ) -> Result<(Vec<AuditRecord>, Option<Position>), DbError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .scan_index_forward(false)
+            .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?);
+        query = match since {
+            None => query.key_condition_expression("tenant_id = :tenant"),
+            Some(since) => query
+                .key_condition_expression("tenant_id = :tenant AND sk >= :since")
+                .expression_attribute_values(":since", serde_dynamo::to_attribute_value(since.sort_key())?),
+        };
+        query_page(query, &["tenant_id", "sk"], limit, start).await
     }
 
     /// Appends a record on its own (for actions that change nothing else).

@@ -134,31 +134,21 @@ impl PageRequest {
 /// Runs `query` (table, key condition and any index already set) for one page:
 /// up to `limit` items after `start`, and the position after the last of them,
 /// `None` exactly when nothing follows. Reads one extra item to know that.
-///
-/// Tables and indexes follow one naming rule: the table's key is `pk`/`sk`, an
-/// index `gsiN`'s key is `gsiNpk`/`gsiNsk`; a position holds both.
+/// `key` names the attributes DynamoDB needs to resume: the table's key, plus
+/// the index's key when the query reads an index.
 pub async fn query_page<T: DeserializeOwned>(
     query: QueryFluentBuilder,
-    index: Option<&str>,
+    key: &[&str],
     limit: i32,
     start: Option<&Position>,
 ) -> Result<(Vec<T>, Option<Position>), DbError> {
-    let output = query
-        .set_index_name(index.map(str::to_owned))
-        .limit(limit + 1)
-        .set_exclusive_start_key(start.map(start_key))
-        .send()
-        .await?;
+    let output = query.limit(limit + 1).set_exclusive_start_key(start.map(start_key)).send().await?;
     let mut items = output.items.unwrap_or_default();
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let key_names: Vec<String> = ["pk".to_owned(), "sk".to_owned()]
-        .into_iter()
-        .chain(index.into_iter().flat_map(|index| [format!("{index}pk"), format!("{index}sk")]))
-        .collect();
     let next = match (more, items.last()) {
         (true, Some(last)) => {
-            Some(position_of(last).into_iter().filter(|(name, _)| key_names.contains(name)).collect())
+            Some(position_of(last).into_iter().filter(|(name, _)| key.contains(&name.as_str())).collect())
         }
         _ => None,
     };

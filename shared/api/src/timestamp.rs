@@ -20,9 +20,12 @@ impl Timestamp {
     pub fn now_with_sort_key() -> (Timestamp, String) {
         let now = OffsetDateTime::now_utc();
         let at = Timestamp::from_datetime(now);
-        let seconds = at.to_string();
-        let sort_key = format!("{}.{:06}Z", seconds.trim_end_matches('Z'), now.microsecond());
-        (at, sort_key)
+        (at, micros_sort_key(at, now.microsecond()))
+    }
+
+    /// The sort key of the start of this second, in the form of [`Timestamp::now_with_sort_key`].
+    pub fn sort_key(self) -> String {
+        micros_sort_key(self, 0)
     }
 
     fn from_datetime(at: OffsetDateTime) -> Timestamp {
@@ -50,6 +53,10 @@ impl Timestamp {
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }
+}
+
+fn micros_sort_key(at: Timestamp, micros: u32) -> String {
+    format!("{}.{micros:06}Z", at.to_string().trim_end_matches('Z'))
 }
 
 impl fmt::Display for Timestamp {

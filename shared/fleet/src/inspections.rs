@@ -20,6 +20,7 @@ use fleetgate_api::list::{Position, query_page};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
+use crate::table::{GSI1, GSI2, GSI3, GSI4, Index};
 use crate::templates::Template;
 use crate::vehicles::{self, MAX_ODOMETER_KM};
 
@@ -121,7 +122,8 @@ pub struct Inspection {
 }
 
 /// Fields the server sets; sending them is a 422 that names them.
-const SERVER_OWNED_FIELDS: [&str; 6] = ["id", "template_version", "outcome", "defects", "submitted_by_key_id", "created_at"];
+const SERVER_OWNED_FIELDS: [&str; 6] =
+    ["id", "template_version", "outcome", "defects", "submitted_by_key_id", "created_at"];
 
 fn enum_value<T: serde::de::DeserializeOwned>(value: &Value, expected: &str) -> Result<T, String> {
     serde_json::from_value(value.clone()).map_err(|_| format!("must be one of: {expected}"))
@@ -141,7 +143,10 @@ impl InspectionInput {
         let inspection_type = fields.required("type", |v| enum_value(v, "pre_trip, post_trip, periodic"));
         let inspector = fields.required("inspector", |v| text(v, 100));
         let performed_at = fields.required("performed_at", |v| {
-            let at = v.as_str().and_then(Timestamp::parse).ok_or("must be an RFC 3339 timestamp, e.g. 2026-11-01T08:00:00Z")?;
+            let at = v
+                .as_str()
+                .and_then(Timestamp::parse)
+                .ok_or("must be an RFC 3339 timestamp, e.g. 2026-11-01T08:00:00Z")?;
             if at > now.plus(CLOCK_SKEW) {
                 return Err("must not be in the future".to_owned());
             }
@@ -188,13 +193,19 @@ impl InspectionInput {
         for (index, result) in self.results.iter().enumerate() {
             let field = format!("results[{index}].item_id");
             if !labels.contains_key(result.item_id.as_str()) {
-                errors.push(FieldError { field, message: format!("'{}' is not an item of template {}", result.item_id, template.id) });
+                errors.push(FieldError {
+                    field,
+                    message: format!("'{}' is not an item of template {}", result.item_id, template.id),
+                });
             } else if !answered.insert(result.item_id.as_str()) {
                 errors.push(FieldError { field, message: format!("'{}' is answered more than once", result.item_id) });
             }
         }
         for item in template.items.iter().filter(|i| i.required && !answered.contains(i.id.as_str())) {
-            errors.push(FieldError { field: "results".into(), message: format!("required item '{}' is not answered", item.id) });
+            errors.push(FieldError {
+                field: "results".into(),
+                message: format!("required item '{}' is not answered", item.id),
+            });
         }
         if !errors.is_empty() {
             return Err(ApiError::ValidationFailed(errors));
@@ -203,7 +214,11 @@ impl InspectionInput {
             .results
             .iter()
             .filter(|r| r.status == ItemStatus::Fail)
-            .map(|r| Defect { item_id: r.item_id.clone(), label: labels[r.item_id.as_str()].to_owned(), note: r.note.clone() })
+            .map(|r| Defect {
+                item_id: r.item_id.clone(),
+                label: labels[r.item_id.as_str()].to_owned(),
+                note: r.note.clone(),
+            })
             .collect();
         Ok(Inspection {
             id: ids::new_sortable_id(ID_PREFIX),
@@ -241,7 +256,9 @@ fn parse_results(results: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<ItemR
         let note = fields.optional("note", |v| text(v, 500));
         if let Err(ApiError::ValidationFailed(item_errors)) = fields.finish(&[]) {
             errors.extend(
-                item_errors.into_iter().map(|e| FieldError { field: format!("results[{index}].{}", e.field), message: e.message }),
+                item_errors
+                    .into_iter()
+                    .map(|e| FieldError { field: format!("results[{index}].{}", e.field), message: e.message }),
             );
             continue;
         }
@@ -279,13 +296,14 @@ struct InspectionRecord {
     inspection: Inspection,
 }
 
-fn partitions(tenant: &TenantId, vehicle_id: Option<&str>, outcome: Option<Outcome>) -> (&'static str, String) {
+/// The index that serves a filter, and the partition in it.
+fn partitions(tenant: &TenantId, vehicle_id: Option<&str>, outcome: Option<Outcome>) -> (Index, String) {
     match (vehicle_id, outcome) {
-        (None, None) => ("gsi1", format!("{tenant}#inspections")),
-        (Some(vehicle), None) => ("gsi2", format!("{tenant}#inspections#vehicle#{vehicle}")),
-        (None, Some(outcome)) => ("gsi3", format!("{tenant}#inspections#outcome#{}", outcome.as_str())),
+        (None, None) => (GSI1, format!("{tenant}#inspections")),
+        (Some(vehicle), None) => (GSI2, format!("{tenant}#inspections#vehicle#{vehicle}")),
+        (None, Some(outcome)) => (GSI3, format!("{tenant}#inspections#outcome#{}", outcome.as_str())),
         (Some(vehicle), Some(outcome)) => {
-            ("gsi4", format!("{tenant}#inspections#vehicle#{vehicle}#outcome#{}", outcome.as_str()))
+            (GSI4, format!("{tenant}#inspections#vehicle#{vehicle}#outcome#{}", outcome.as_str()))
         }
     }
 }
@@ -328,7 +346,12 @@ impl InspectionStore {
     }
 
     /// Stores a new inspection with `extra` items (audit, idempotency) in the same transaction.
-    pub async fn create(&self, tenant: &TenantId, inspection: &Inspection, extra: Vec<TransactWriteItem>) -> Result<(), DbError> {
+    pub async fn create(
+        &self,
+        tenant: &TenantId,
+        inspection: &Inspection,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<(), DbError> {
         let record = InspectionRecord::new(tenant, inspection.clone());
         let put = Put::builder()
             .table_name(&self.table)
@@ -380,12 +403,13 @@ impl InspectionStore {
             .client
             .query()
             .table_name(&self.table)
+            .index_name(index.name)
             .key_condition_expression(format!("#partition = :partition{range}"))
-            .expression_attribute_names("#partition", format!("{index}pk"))
+            .expression_attribute_names("#partition", format!("{}pk", index.name))
             .expression_attribute_values(":partition", serde_dynamo::to_attribute_value(&partition)?)
             .scan_index_forward(false);
         if !range.is_empty() {
-            query = query.expression_attribute_names("#sort", format!("{index}sk"));
+            query = query.expression_attribute_names("#sort", format!("{}sk", index.name));
         }
         if let Some(low) = low {
             query = query.expression_attribute_values(":low", serde_dynamo::to_attribute_value(low)?);
@@ -393,7 +417,7 @@ impl InspectionStore {
         if let Some(high) = high {
             query = query.expression_attribute_values(":high", serde_dynamo::to_attribute_value(high)?);
         }
-        let (records, next) = query_page::<InspectionRecord>(query, Some(index), limit, start).await?;
+        let (records, next) = query_page::<InspectionRecord>(query, index.key, limit, start).await?;
         Ok((records.into_iter().map(|r| r.inspection).collect(), next))
     }
 }
@@ -409,7 +433,8 @@ mod tests {
     }
 
     fn template() -> Template {
-        let item = |id: &str, required| TemplateItem { id: id.into(), label: id.to_uppercase(), required, category: None };
+        let item =
+            |id: &str, required| TemplateItem { id: id.into(), label: id.to_uppercase(), required, category: None };
         Template {
             id: "tpl_pretrip".into(),
             name: "Pre-trip".into(),
@@ -444,7 +469,10 @@ mod tests {
         assert_eq!(input.performed_at.to_string(), "2026-11-29T07:00:00Z");
         let inspection = input.against(&template(), "key_x", now()).unwrap();
         assert_eq!(inspection.outcome, Outcome::Fail);
-        assert_eq!(inspection.defects, [Defect { item_id: "brakes".into(), label: "BRAKES".into(), note: Some("soft pedal".into()) }]);
+        assert_eq!(
+            inspection.defects,
+            [Defect { item_id: "brakes".into(), label: "BRAKES".into(), note: Some("soft pedal".into()) }]
+        );
         assert_eq!((inspection.template_version, inspection.submitted_by_key_id.as_str()), (3, "key_x"));
         let as_json = serde_json::to_value(&inspection).unwrap();
         assert_eq!(as_json["type"], "pre_trip");
@@ -487,7 +515,8 @@ mod tests {
         bad["odometer_km"] = json!(-5);
         bad["vehicle_id"] = json!("../etc");
         bad["outcome"] = json!("pass");
-        let fields: Vec<String> = field_errors(InspectionInput::parse(bad, now())).into_iter().map(|(f, _)| f).collect();
+        let fields: Vec<String> =
+            field_errors(InspectionInput::parse(bad, now())).into_iter().map(|(f, _)| f).collect();
         assert_eq!(
             fields,
             ["vehicle_id", "type", "performed_at", "odometer_km", "outcome", "results[0].status", "results[1].item_id"]

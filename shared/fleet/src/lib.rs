@@ -6,3 +6,20 @@
 pub mod inspections;
 pub mod templates;
 pub mod vehicles;
+
+/// The fleet table's keys and indexes (as defined in `infra/template.yaml`).
+pub(crate) mod table {
+    /// The table's own key.
+    pub const KEY: &[&str] = &["pk", "sk"];
+
+    /// A global secondary index: its name and the attributes that locate an item read through it.
+    pub struct Index {
+        pub name: &'static str,
+        pub key: &'static [&'static str],
+    }
+
+    pub const GSI1: Index = Index { name: "gsi1", key: &["pk", "sk", "gsi1pk", "gsi1sk"] };
+    pub const GSI2: Index = Index { name: "gsi2", key: &["pk", "sk", "gsi2pk", "gsi2sk"] };
+    pub const GSI3: Index = Index { name: "gsi3", key: &["pk", "sk", "gsi3pk", "gsi3sk"] };
+    pub const GSI4: Index = Index { name: "gsi4", key: &["pk", "sk", "gsi4pk", "gsi4sk"] };
+}

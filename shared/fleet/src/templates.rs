@@ -106,15 +106,17 @@ fn parse_items(items: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<TemplateI
         let label = fields.required("label", |v| text(v, 200));
         let required = fields.optional("required", |v| v.as_bool().ok_or_else(|| "must be true or false".to_owned()));
         let category = fields.optional("category", |v| text(v, 50));
+        // A duplicate id is reported even when another field of the item is wrong too.
+        if let Some(id) = &id
+            && !seen.insert(id.clone())
+        {
+            errors.push(FieldError { field: at("id"), message: format!("duplicates item id '{id}'") });
+        }
         if let Err(ApiError::ValidationFailed(item_errors)) = fields.finish(&[]) {
             errors.extend(item_errors.into_iter().map(|e| FieldError { field: at(&e.field), message: e.message }));
             continue;
         }
         let (Some(id), Some(label), Some(required), Some(category)) = (id, label, required, category) else { continue };
-        if !seen.insert(id.clone()) {
-            errors.push(FieldError { field: at("id"), message: format!("duplicates item id '{id}'") });
-            continue;
-        }
         // Items are required unless said otherwise: a checklist item is there to be answered.
         parsed.push(TemplateItem { id, label, required: required.unwrap_or(true), category });
     }
@@ -168,7 +170,12 @@ impl TemplateStore {
     }
 
     /// Creates the template (version 1) or replaces it (version + 1), with `audit` in the same transaction.
-    pub async fn put(&self, tenant: &TenantId, input: TemplateInput, audit: TransactWriteItem) -> Result<Template, DbError> {
+    pub async fn put(
+        &self,
+        tenant: &TenantId,
+        input: TemplateInput,
+        audit: TransactWriteItem,
+    ) -> Result<Template, DbError> {
         let current = self.get(tenant, &input.id).await?;
         let now = Timestamp::now();
         let template = Template {
@@ -208,7 +215,7 @@ impl TemplateStore {
             .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
             .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
             .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("template#")?);
-        let (records, next) = query_page::<TemplateItemRecord>(query, None, limit, start).await?;
+        let (records, next) = query_page::<TemplateItemRecord>(query, crate::table::KEY, limit, start).await?;
         Ok((records.into_iter().map(|r| r.template).collect(), next))
     }
 }
@@ -238,7 +245,10 @@ mod tests {
 
     #[test]
     fn empty_duplicate_and_unlabelled_items_are_refused() {
-        assert_eq!(errors(json!({"id": "t", "name": "T", "items": []})), [("items".into(), "must hold 1 to 200 items".into())]);
+        assert_eq!(
+            errors(json!({"id": "t", "name": "T", "items": []})),
+            [("items".into(), "must hold 1 to 200 items".into())]
+        );
         let found = errors(json!({"id": "Bad Id", "name": "T", "items": [
             {"id": "brakes", "label": "Brakes"}, {"id": "brakes", "label": "Brakes again"}, {"id": "x", "label": " "},
             {"id": "y", "label": "Y", "colour": "red"}, 7]}));

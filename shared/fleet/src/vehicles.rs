@@ -20,10 +20,13 @@ use fleetgate_api::list::{Position, query_page};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
+use crate::table::{self, GSI1, Index};
+
 pub const ID_PREFIX: &str = "veh_";
 /// Fields the server sets; a client that sends them gets a 422 naming them.
 pub const SERVER_OWNED_FIELDS: [&str; 6] = ["id", "version", "tenant_id", "created_at", "updated_at", "etag"];
-const STATUS_INDEX: &str = "gsi1";
+/// Serves the status filter.
+const STATUS_INDEX: Index = GSI1;
 /// How often a write retries after losing a race to a concurrent transaction.
 const CONFLICT_RETRIES: usize = 3;
 
@@ -366,23 +369,26 @@ impl VehicleStore {
         start: Option<&Position>,
     ) -> Result<(Vec<Vehicle>, Option<Position>), DbError> {
         let query = self.client.query().table_name(&self.table);
-        let (query, index) = match status {
+        let (query, key) = match status {
             Some(status) => (
-                query.key_condition_expression("gsi1pk = :partition").expression_attribute_values(
-                    ":partition",
-                    serde_dynamo::to_attribute_value(status_partition(tenant, status))?,
-                ),
-                Some(STATUS_INDEX),
+                query
+                    .index_name(STATUS_INDEX.name)
+                    .key_condition_expression("gsi1pk = :partition")
+                    .expression_attribute_values(
+                        ":partition",
+                        serde_dynamo::to_attribute_value(status_partition(tenant, status))?,
+                    ),
+                STATUS_INDEX.key,
             ),
             None => (
                 query
                     .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
                     .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
                     .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("vehicle#")?),
-                None,
+                table::KEY,
             ),
         };
-        let (items, next) = query_page::<VehicleItem>(query, index, limit, start).await?;
+        let (items, next) = query_page::<VehicleItem>(query, key, limit, start).await?;
         Ok((items.into_iter().map(VehicleItem::into_vehicle).collect(), next))
     }
 

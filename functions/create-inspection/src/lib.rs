@@ -1,0 +1,97 @@
+//! `POST /inspections`: submits an inspection of a vehicle against a template of
+//! the caller's tenant. The server derives `outcome` and `defects`, records the
+//! template version and the submitting key. `Idempotency-Key` makes retries safe.
+
+use http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+
+use fleetgate_api::error::FieldError;
+use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::idempotency::{Begin, IdempotencyStore};
+use fleetgate_api::input::json_body;
+use fleetgate_api::{ApiError, Timestamp};
+use fleetgate_fleet::inspections::{InspectionInput, InspectionStore};
+use fleetgate_fleet::templates::TemplateStore;
+use fleetgate_fleet::vehicles::VehicleStore;
+use fleetgate_scopes::routes;
+
+/// What the function keeps across invocations.
+pub struct State {
+    pub gate: Gate,
+    pub inspections: InspectionStore,
+    pub vehicles: VehicleStore,
+    pub templates: TemplateStore,
+    pub idempotency: IdempotencyStore,
+}
+
+impl State {
+    pub async fn from_env() -> Result<State, Error> {
+        let client = fleetgate_api::dynamo::client().await;
+        Ok(State {
+            gate: Gate::from_env(&client, &routes::CREATE_INSPECTION)?,
+            inspections: InspectionStore::from_env(client.clone())?,
+            vehicles: VehicleStore::from_env(client.clone())?,
+            templates: TemplateStore::from_env(client.clone())?,
+            idempotency: IdempotencyStore::from_env(client)?,
+        })
+    }
+}
+
+#[tracing::instrument(name = "POST /inspections", skip_all)]
+pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
+    Ok(serve(&state.gate, &routes::CREATE_INSPECTION, req, |call, req| create_inspection(state, call, req)).await)
+}
+
+async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
+    let now = Timestamp::now();
+    let body = json_body(&req)?;
+    let input = InspectionInput::parse(body.clone(), now)?;
+    let tenant = &call.auth.tenant_id;
+    // Both reads are scoped to the caller's tenant: another tenant's ids are unknown here.
+    let (vehicle, template) = tokio::try_join!(
+        state.vehicles.get(tenant, &input.vehicle_id),
+        state.templates.get(tenant, &input.template_id)
+    )?;
+    let mut unknown = Vec::new();
+    if vehicle.is_none() {
+        unknown.push(FieldError { field: "vehicle_id".into(), message: "no vehicle with this id exists".into() });
+    }
+    let Some(template) = template else {
+        unknown.push(FieldError {
+            field: "template_id".into(),
+            message: "no inspection template with this id exists".into(),
+        });
+        return Err(ApiError::ValidationFailed(unknown));
+    };
+    if !unknown.is_empty() {
+        return Err(ApiError::ValidationFailed(unknown));
+    }
+    let inspection = input.against(&template, &call.auth.key_id, now)?;
+
+    // Claimed only now: a request that fails validation stores nothing.
+    let claim = match state.idempotency.begin(&call, &req, &body).await? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Proceed(claim) => claim,
+    };
+    let mut response = json_response(StatusCode::CREATED, &inspection)?;
+    let location = format!("{}/{}", req.uri().path().trim_end_matches('/'), inspection.id);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, location);
+    }
+    let mut extra = vec![state.gate.audit_success(&call, &inspection.id)?];
+    if let Some(claim) = &claim {
+        extra.push(claim.completion(&response)?);
+    }
+    match state.inspections.create(tenant, &inspection, extra).await {
+        Ok(()) => {
+            tracing::info!(inspection_id = %inspection.id, outcome = ?inspection.outcome, "inspection recorded");
+            Ok(response)
+        }
+        Err(err) => {
+            if let Some(claim) = claim {
+                state.idempotency.release(claim).await;
+            }
+            Err(err.into())
+        }
+    }
+}

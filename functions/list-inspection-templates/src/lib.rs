@@ -1,0 +1,44 @@
+//! `GET /inspection-templates`: the checklists of the caller's tenant, by id, paged.
+
+use http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+
+use fleetgate_api::ApiError;
+use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::input::query_params;
+use fleetgate_api::list::{CursorSigner, Page, PageRequest, query_identity};
+use fleetgate_fleet::templates::TemplateStore;
+use fleetgate_scopes::routes;
+
+/// What the function keeps across invocations.
+pub struct State {
+    pub gate: Gate,
+    pub templates: TemplateStore,
+    pub cursors: CursorSigner,
+}
+
+impl State {
+    pub async fn from_env() -> Result<State, Error> {
+        let client = fleetgate_api::dynamo::client().await;
+        Ok(State {
+            gate: Gate::from_env(&client, &routes::LIST_INSPECTION_TEMPLATES)?,
+            templates: TemplateStore::from_env(client)?,
+            cursors: CursorSigner::from_env()?,
+        })
+    }
+}
+
+#[tracing::instrument(name = "GET /inspection-templates", skip_all)]
+pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
+    Ok(serve(&state.gate, &routes::LIST_INSPECTION_TEMPLATES, req, |call, req| list_templates(state, call, req)).await)
+}
+
+async fn list_templates(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
+    let params = query_params(&req, &["limit", "cursor"])?;
+    let tenant = &call.auth.tenant_id;
+    let query = query_identity(tenant.as_str(), &call.route.describe(), &[]);
+    let page = PageRequest::parse(&params, &state.cursors, &query)?;
+    let (data, next) = state.templates.list(tenant, page.limit, page.start.as_ref()).await?;
+    let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
+    json_response(StatusCode::OK, &Page { data, next_cursor })
+}

@@ -1,0 +1,10 @@
+use lambda_http::{Error, run, service_fn};
+use list_inspection_templates::{State, handler};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = State::from_env().await?;
+    let state = &state;
+    run(service_fn(move |req| handler(state, req))).await
+}

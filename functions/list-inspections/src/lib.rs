@@ -1,0 +1,89 @@
+//! `GET /inspections`: the caller's inspection history, newest first, paged,
+//! filtered by `vehicle_id`, `outcome`, `performed_after` (inclusive) and
+//! `performed_before` (exclusive). Every filter combination is an index query.
+
+use http::StatusCode;
+use lambda_http::{Body, Error, Request, Response};
+
+use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::input::{invalid_parameter, query_params};
+use fleetgate_api::list::{CursorSigner, Page, PageRequest, query_identity};
+use fleetgate_api::{ApiError, Timestamp, ids};
+use fleetgate_fleet::inspections::{InspectionFilter, InspectionStore, Outcome};
+use fleetgate_fleet::vehicles;
+use fleetgate_scopes::routes;
+
+/// What the function keeps across invocations.
+pub struct State {
+    pub gate: Gate,
+    pub inspections: InspectionStore,
+    pub cursors: CursorSigner,
+}
+
+impl State {
+    pub async fn from_env() -> Result<State, Error> {
+        let client = fleetgate_api::dynamo::client().await;
+        Ok(State {
+            gate: Gate::from_env(&client, &routes::LIST_INSPECTIONS)?,
+            inspections: InspectionStore::from_env(client)?,
+            cursors: CursorSigner::from_env()?,
+        })
+    }
+}
+
+#[tracing::instrument(name = "GET /inspections", skip_all)]
+pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
+    Ok(serve(&state.gate, &routes::LIST_INSPECTIONS, req, |call, req| list_inspections(state, call, req)).await)
+}
+
+const PARAMS: [&str; 6] = ["limit", "cursor", "vehicle_id", "outcome", "performed_after", "performed_before"];
+
+async fn list_inspections(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
+    let params = query_params(&req, &PARAMS)?;
+    let filter = parse_filter(&params)?;
+    let tenant = &call.auth.tenant_id;
+    let after = filter.performed_after.map(|t| t.to_string());
+    let before = filter.performed_before.map(|t| t.to_string());
+    let query = query_identity(
+        tenant.as_str(),
+        &call.route.describe(),
+        &[
+            ("vehicle_id", filter.vehicle_id.as_deref()),
+            ("outcome", filter.outcome.map(Outcome::as_str)),
+            ("performed_after", after.as_deref()),
+            ("performed_before", before.as_deref()),
+        ],
+    );
+    let page = PageRequest::parse(&params, &state.cursors, &query)?;
+    let (data, next) = state.inspections.list(tenant, &filter, page.limit, page.start.as_ref()).await?;
+    let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
+    json_response(StatusCode::OK, &Page { data, next_cursor })
+}
+
+fn parse_filter(params: &[(String, String)]) -> Result<InspectionFilter, ApiError> {
+    let mut filter = InspectionFilter::default();
+    let time = |name: &str, value: &str| {
+        Timestamp::parse(value).ok_or_else(|| {
+            invalid_parameter(format!("{name} must be an RFC 3339 timestamp, e.g. 2026-11-01T08:00:00Z."))
+        })
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "vehicle_id" if ids::is_sortable_id(vehicles::ID_PREFIX, value) => filter.vehicle_id = Some(value.clone()),
+            "vehicle_id" => return Err(invalid_parameter("vehicle_id must be a vehicle id (veh_…).".into())),
+            "outcome" => {
+                filter.outcome =
+                    Some(Outcome::parse(value).map_err(|rule| invalid_parameter(format!("outcome {rule}.")))?)
+            }
+            "performed_after" => filter.performed_after = Some(time(name, value)?),
+            "performed_before" => filter.performed_before = Some(time(name, value)?),
+            _ => {}
+        }
+    }
+    if let (Some(after), Some(before)) = (filter.performed_after, filter.performed_before)
+        && after >= before
+    {
+        return Err(invalid_parameter("performed_after must be earlier than performed_before.".into()));
+    }
+    Ok(filter)
+}

@@ -1,0 +1,435 @@
+//! Inspection templates, inspections and the audit trail against DynamoDB Local,
+//! through the real handlers and the provisioner.
+
+use std::collections::BTreeSet;
+
+use futures::future::join_all;
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+
+use fleetgate_api::Timestamp;
+use fleetgate_fleet::inspections::InspectionStore;
+use fleetgate_fleet::templates::TemplateStore;
+use fleetgate_fleet::vehicles::{Vehicle, VehicleInput};
+use fleetgate_scopes::TenantId;
+
+use crate::helpers::{Req, TestStack, body_json, header};
+
+/// The preset `inspection-submission`, as a telematics device holds it.
+const DEVICE: &str = "vehicles:read inspections:write";
+const READ_ONLY: &str = "vehicles:read inspections:read";
+
+struct Inspections {
+    stack: TestStack,
+    templates: list_inspection_templates::State,
+    list: list_inspections::State,
+    create: create_inspection::State,
+    get: get_inspection::State,
+}
+
+impl Inspections {
+    async fn new() -> Inspections {
+        let stack = TestStack::new().await;
+        let fleet = stack.tables.fleet.clone();
+        let client = stack.client.clone();
+        let cursors = fleetgate_api::list::CursorSigner::new("test-secret");
+        Inspections {
+            templates: list_inspection_templates::State {
+                gate: stack.gate(),
+                templates: TemplateStore::new(client.clone(), fleet.clone()),
+                cursors: cursors.clone(),
+            },
+            list: list_inspections::State {
+                gate: stack.gate(),
+                inspections: InspectionStore::new(client.clone(), fleet.clone()),
+                cursors,
+            },
+            create: create_inspection::State {
+                gate: stack.gate(),
+                inspections: InspectionStore::new(client.clone(), fleet.clone()),
+                vehicles: stack.vehicle_store(),
+                templates: TemplateStore::new(client.clone(), fleet.clone()),
+                idempotency: fleetgate_api::idempotency::IdempotencyStore::new(client.clone(), fleet.clone()),
+            },
+            get: get_inspection::State { gate: stack.gate(), inspections: InspectionStore::new(client, fleet) },
+            stack,
+        }
+    }
+
+    /// A vehicle of this tenant, stored directly.
+    async fn vehicle(&self, n: u32) -> String {
+        let input = VehicleInput::parse(
+            json!({"vin": format!("2HGCM82633A{n:06}"), "name": format!("Truck {n}"), "make": "Volvo", "model": "FH", "year": 2021}),
+            Timestamp::now(),
+        )
+        .unwrap();
+        let vehicle = Vehicle::create(input, Timestamp::now());
+        let tenant = TenantId::parse(&self.stack.tenant).unwrap();
+        self.stack.vehicle_store().create(&tenant, &vehicle, vec![]).await.unwrap();
+        vehicle.id
+    }
+
+    /// The demo-like pre-trip template, put through the provisioner.
+    async fn pretrip(&self) -> Value {
+        self.stack
+            .provision(json!({"action": "put_inspection_template", "tenant_id": self.stack.tenant, "template": {
+                "id": "tpl_pretrip", "name": "Pre-trip", "description": "Daily walk-around",
+                "items": [{"id": "brakes", "label": "Brakes", "required": true, "category": "safety"},
+                          {"id": "tyres", "label": "Tyres", "required": true},
+                          {"id": "radio", "label": "Radio", "required": false}]}}))
+            .await
+            .unwrap()
+    }
+
+    async fn submit(&self, scopes: &str, req: Req) -> Response<Body> {
+        create_inspection::handler(&self.create, req.build(Some(&self.stack.key_context(scopes)))).await.unwrap()
+    }
+
+    async fn post(&self, body: &Value) -> Response<Body> {
+        self.submit(DEVICE, Req::new("POST", "/inspections").json(body)).await
+    }
+
+    async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
+        let mut req = Req::new("GET", "/inspections");
+        for (name, value) in query {
+            req = req.query(name, value);
+        }
+        list_inspections::handler(&self.list, req.build(Some(&self.stack.key_context(READ_ONLY)))).await.unwrap()
+    }
+
+    /// Ids of every page of a list, following next_cursor with `limit`.
+    async fn all_pages(&self, query: &[(&str, &str)], limit: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = query.to_vec();
+            params.push(("limit", limit));
+            if let Some(cursor) = cursor.as_deref() {
+                params.push(("cursor", cursor));
+            }
+            let response = self.list(&params).await;
+            assert_eq!(response.status(), 200, "{:?}", response.body());
+            let body = body_json(&response);
+            ids.extend(body["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+            match body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return ids,
+            }
+        }
+    }
+}
+
+/// What one submission of the history test was.
+struct Submitted {
+    day: u32,
+    vehicle: String,
+    outcome: &'static str,
+    id: String,
+}
+
+fn inspection(vehicle_id: &str, performed_at: &str, brakes: &str) -> Value {
+    json!({"vehicle_id": vehicle_id, "template_id": "tpl_pretrip", "type": "pre_trip", "inspector": "Ana Silva",
+           "performed_at": performed_at, "odometer_km": 120500, "location": "Depot 3",
+           "results": [{"item_id": "brakes", "status": brakes, "note": "soft pedal"}, {"item_id": "tyres", "status": "pass"}],
+           "signature": "Ana Silva"})
+}
+
+fn field_errors(response: &Response<Body>) -> Vec<String> {
+    assert_eq!(response.status(), 422, "{:?}", response.body());
+    body_json(response)["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn templates_are_versioned_validated_and_listed_per_tenant() {
+    let api = Inspections::new().await;
+    let first = api.pretrip().await;
+    assert_eq!(first["template"]["version"], 1);
+    let second = api.pretrip().await;
+    assert_eq!(second["template"]["version"], 2);
+    assert_eq!(second["template"]["created_at"], first["template"]["created_at"]);
+
+    let refused = api
+        .stack
+        .provision(json!({"action": "put_inspection_template", "tenant_id": api.stack.tenant, "template": {
+            "id": "tpl_bad", "name": "Bad", "items": [{"id": "a", "label": "A"}, {"id": "a", "label": ""}]}}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_template");
+    assert!(refused.to_string().contains("items[1].id") && refused.to_string().contains("items[1].label"), "{refused}");
+    let empty = api
+        .stack
+        .provision(json!({"action": "put_inspection_template", "tenant_id": api.stack.tenant,
+                          "template": {"id": "tpl_empty", "name": "Empty", "items": []}}))
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), "invalid_template");
+
+    let listed = list_inspection_templates::handler(
+        &api.templates,
+        Req::new("GET", "/inspection-templates").build(Some(&api.stack.key_context(READ_ONLY))),
+    )
+    .await
+    .unwrap();
+    let body = body_json(&listed);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "the refused templates were not stored");
+    assert_eq!(
+        body["data"][0]["items"][0],
+        json!({"id": "brakes", "label": "Brakes", "required": true, "category": "safety"})
+    );
+
+    let other = Inspections::new().await;
+    let theirs = list_inspection_templates::handler(
+        &other.templates,
+        Req::new("GET", "/inspection-templates").build(Some(&other.stack.key_context(READ_ONLY))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(body_json(&theirs)["data"], json!([]));
+}
+
+#[tokio::test]
+async fn a_device_submits_pass_and_fail_inspections_and_reads_them_back() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    api.pretrip().await; // version 2
+    let vehicle = api.vehicle(1).await;
+
+    let failed = api.post(&inspection(&vehicle, "2026-11-01T08:00:00Z", "fail")).await;
+    assert_eq!(failed.status(), 201, "{:?}", failed.body());
+    let body = body_json(&failed);
+    assert!(body["id"].as_str().unwrap().starts_with("insp_"));
+    assert_eq!(body["outcome"], "fail");
+    assert_eq!(body["defects"], json!([{"item_id": "brakes", "label": "Brakes", "note": "soft pedal"}]));
+    assert_eq!(body["template_version"], 2);
+    assert_eq!(body["submitted_by_key_id"], "key_testtesttesttesttest");
+    assert_eq!(body["type"], "pre_trip");
+    assert_eq!(header(&failed, "location"), Some(format!("/v1/inspections/{}", body["id"].as_str().unwrap()).as_str()));
+
+    let passed = body_json(&api.post(&inspection(&vehicle, "2026-11-02T08:00:00Z", "pass")).await);
+    assert_eq!((passed["outcome"].clone(), passed["defects"].clone()), (json!("pass"), json!([])));
+
+    let id = body["id"].as_str().unwrap();
+    let req = Req::with_id("GET", "/inspections", id).build(Some(&api.stack.key_context(READ_ONLY)));
+    let fetched = get_inspection::handler(&api.get, req).await.unwrap();
+    assert_eq!(body_json(&fetched), body);
+
+    let trail: Vec<(String, Option<String>, String)> = api.stack.audit_trail().await;
+    let posts: Vec<_> = trail.iter().filter(|(action, _, _)| action == "POST /inspections").collect();
+    assert_eq!(posts.len(), 2);
+}
+
+#[tokio::test]
+async fn submissions_are_checked_against_the_tenants_vehicle_and_template() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle = api.vehicle(2).await;
+    let other = Inspections::new().await;
+    other.pretrip().await;
+    let their_vehicle = other.vehicle(3).await;
+
+    let unknown_vehicle = api.post(&inspection("veh_00000000000000000000000000", "2026-11-01T08:00:00Z", "pass")).await;
+    assert_eq!(field_errors(&unknown_vehicle), ["vehicle_id"]);
+    assert_eq!(
+        field_errors(&api.post(&inspection(&their_vehicle, "2026-11-01T08:00:00Z", "pass")).await),
+        ["vehicle_id"]
+    );
+    let mut no_template = inspection(&vehicle, "2026-11-01T08:00:00Z", "pass");
+    no_template["template_id"] = json!("tpl_nope");
+    assert_eq!(field_errors(&api.post(&no_template).await), ["template_id"]);
+
+    let with_results = |results: Value| {
+        let mut body = inspection(&vehicle, "2026-11-01T08:00:00Z", "pass");
+        body["results"] = results;
+        body
+    };
+    let missing_required = api.post(&with_results(json!([{"item_id": "brakes", "status": "pass"}]))).await;
+    assert_eq!(field_errors(&missing_required), ["results"]);
+    let duplicate = api
+        .post(&with_results(json!([{"item_id": "brakes", "status": "pass"}, {"item_id": "tyres", "status": "pass"},
+                                    {"item_id": "tyres", "status": "fail"}])))
+        .await;
+    assert_eq!(field_errors(&duplicate), ["results[2].item_id"]);
+    let unknown_item = api
+        .post(&with_results(json!([{"item_id": "brakes", "status": "pass"}, {"item_id": "tyres", "status": "pass"},
+                                    {"item_id": "flux", "status": "pass"}])))
+        .await;
+    assert_eq!(field_errors(&unknown_item), ["results[2].item_id"]);
+    let bad_status = api
+        .post(&with_results(json!([{"item_id": "brakes", "status": "ok"}, {"item_id": "tyres", "status": "pass"}])))
+        .await;
+    assert_eq!(field_errors(&bad_status), ["results[0].status"]);
+
+    let mut future = inspection(&vehicle, "2099-01-01T00:00:00Z", "pass");
+    future["odometer_km"] = json!(-1);
+    future["outcome"] = json!("pass");
+    assert_eq!(field_errors(&api.post(&future).await), ["performed_at", "odometer_km", "outcome"]);
+
+    let forbidden = api
+        .submit(READ_ONLY, Req::new("POST", "/inspections").json(&inspection(&vehicle, "2026-11-01T08:00:00Z", "pass")))
+        .await;
+    assert_eq!(forbidden.status(), 403);
+    assert_eq!(body_json(&forbidden)["required_scopes"], json!(["inspections:write"]));
+    assert_eq!(body_json(&forbidden)["granted_scopes"], json!(["vehicles:read", "inspections:read"]));
+
+    let listed = body_json(&api.list(&[]).await);
+    assert_eq!(listed["data"], json!([]), "no refused submission was stored");
+}
+
+#[tokio::test]
+async fn history_is_newest_first_filtered_and_paged() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let (truck_a, truck_b) = (api.vehicle(10).await, api.vehicle(11).await);
+    // 14 inspections over 14 days, alternating vehicles; every third one failed.
+    let mut expected = Vec::new();
+    for day in 1..=14u32 {
+        let vehicle = if day % 2 == 0 { &truck_a } else { &truck_b };
+        let brakes = if day % 3 == 0 { "fail" } else { "pass" };
+        let at = format!("2026-10-{day:02}T07:30:00Z");
+        let body = body_json(&api.post(&inspection(vehicle, &at, brakes)).await);
+        expected.push(Submitted {
+            day,
+            vehicle: vehicle.clone(),
+            outcome: brakes,
+            id: body["id"].as_str().unwrap().to_owned(),
+        });
+    }
+    let newest_first = |keep: &dyn Fn(&Submitted) -> bool| -> Vec<String> {
+        expected.iter().rev().filter(|e| keep(e)).map(|e| e.id.clone()).collect()
+    };
+
+    assert_eq!(api.all_pages(&[], "4").await, newest_first(&|_| true));
+    assert_eq!(api.all_pages(&[("vehicle_id", &truck_a)], "3").await, newest_first(&|e| e.vehicle == truck_a));
+    assert_eq!(api.all_pages(&[("outcome", "fail")], "2").await, newest_first(&|e| e.outcome == "fail"));
+    assert_eq!(
+        api.all_pages(&[("vehicle_id", &truck_a), ("outcome", "fail")], "1").await,
+        newest_first(&|e| e.vehicle == truck_a && e.outcome == "fail")
+    );
+    // performed_after is inclusive, performed_before exclusive.
+    assert_eq!(
+        api.all_pages(
+            &[("performed_after", "2026-10-05T07:30:00Z"), ("performed_before", "2026-10-09T07:30:00Z")],
+            "10"
+        )
+        .await,
+        newest_first(&|e| (5..9).contains(&e.day))
+    );
+    assert_eq!(
+        api.all_pages(&[("performed_after", "2026-10-12T00:00:00+02:00"), ("outcome", "pass")], "10").await,
+        newest_first(&|e| e.day >= 12 && e.outcome == "pass")
+    );
+
+    for (name, value) in [
+        ("vehicle_id", "nope"),
+        ("outcome", "maybe"),
+        ("performed_after", "yesterday"),
+        ("limit", "1000"),
+        ("sort", "asc"),
+    ] {
+        let response = api.list(&[(name, value)]).await;
+        assert_eq!(
+            (response.status().as_u16(), body_json(&response)["code"].clone()),
+            (400, json!("invalid_parameter")),
+            "{name}"
+        );
+    }
+    let backwards =
+        api.list(&[("performed_after", "2026-10-09T00:00:00Z"), ("performed_before", "2026-10-01T00:00:00Z")]).await;
+    assert_eq!(backwards.status(), 400);
+
+    let page = body_json(&api.list(&[("outcome", "pass"), ("limit", "1")]).await);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let refiltered = api.list(&[("outcome", "fail"), ("cursor", cursor)]).await;
+    assert_eq!(body_json(&refiltered)["code"], "invalid_cursor");
+}
+
+#[tokio::test]
+async fn retried_and_concurrent_submissions_record_one_inspection() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle = api.vehicle(20).await;
+    let body = inspection(&vehicle, "2026-11-03T06:00:00Z", "fail");
+    let send = || {
+        api.submit(DEVICE, Req::new("POST", "/inspections").header("Idempotency-Key", "device-42-seq-7").json(&body))
+    };
+
+    let responses = join_all((0..8).map(|_| send())).await;
+    for response in &responses {
+        assert!([201, 409].contains(&response.status().as_u16()), "{response:?}");
+    }
+    let ids: BTreeSet<String> = responses
+        .iter()
+        .filter(|r| r.status() == 201)
+        .map(|r| body_json(r)["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1);
+
+    let retry = send().await;
+    assert_eq!(header(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(body_json(&retry)["id"].as_str().unwrap(), ids.iter().next().unwrap());
+    assert_eq!(body_json(&api.list(&[]).await)["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_audit_trail_reads_newest_first_with_since_and_paging() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle = api.vehicle(30).await;
+    for day in 1..=3 {
+        api.post(&inspection(&vehicle, &format!("2026-11-0{day}T08:00:00Z"), "pass")).await;
+    }
+    let refused = api
+        .submit(READ_ONLY, Req::new("POST", "/inspections").json(&inspection(&vehicle, "2026-11-04T08:00:00Z", "pass")))
+        .await;
+    assert_eq!(refused.status(), 403);
+
+    let page = |extra: Value| {
+        let mut event = json!({"action": "list_audit", "tenant_id": api.stack.tenant});
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        api.stack.provision(event)
+    };
+    let first = page(json!({"limit": 2})).await.unwrap();
+    let records = first["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        (records[0]["action"].clone(), records[0]["outcome"].clone()),
+        (json!("POST /inspections"), json!("insufficient_scope"))
+    );
+    assert_eq!(records[0]["key_id"], "key_testtesttesttesttest");
+    assert_eq!(records[1]["outcome"], "ok");
+    assert!(records[0]["at"].as_str().unwrap() >= records[1]["at"].as_str().unwrap());
+
+    let second = page(json!({"limit": 2, "cursor": first["next_cursor"]})).await.unwrap();
+    assert_eq!(second["records"][0]["outcome"], "ok");
+    assert_ne!(second["records"][0]["sk"], records[1]["sk"]);
+
+    let all = page(json!({"limit": 100})).await.unwrap();
+    let actions: Vec<&str> = all["records"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    // Newest first: the two list_audit reads above, the refused and three accepted posts, the template.
+    assert_eq!(
+        actions,
+        [
+            "list_audit",
+            "list_audit",
+            "POST /inspections",
+            "POST /inspections",
+            "POST /inspections",
+            "POST /inspections",
+            "put_inspection_template"
+        ]
+    );
+
+    let future = page(json!({"since": "2099-01-01T00:00:00Z"})).await.unwrap();
+    assert_eq!(future["records"], json!([]));
+    let recent = page(json!({"since": Timestamp::now().minus(time::Duration::minutes(10)).to_string()})).await.unwrap();
+    assert!(recent["records"].as_array().unwrap().len() >= 7);
+
+    let foreign = Inspections::new().await;
+    let err = foreign
+        .stack
+        .provision(json!({"action": "list_audit", "tenant_id": foreign.stack.tenant, "cursor": first["next_cursor"]}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_field");
+    assert_eq!(page(json!({"limit": 0})).await.unwrap_err().code(), "invalid_field");
+}
