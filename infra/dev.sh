@@ -7,7 +7,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap stop_started EXIT
-trap 'exit 130' INT TERM
+# Ignore further signals while cleaning up (make forwards the one the terminal already sent).
+trap 'trap "" INT TERM; exit 130' INT TERM
 
 DYNAMODB_PORT=8000
 API_PORT=9000

@@ -5,7 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap stop_started EXIT
-trap 'exit 130' INT TERM
+# Ignore further signals while cleaning up (make forwards the one the terminal already sent).
+trap 'trap "" INT TERM; exit 130' INT TERM
 
 DYNAMODB_PORT=${TEST_DYNAMODB_PORT:-8100}
 API_PORT=${TEST_API_PORT:-9100}

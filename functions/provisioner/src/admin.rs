@@ -1,6 +1,6 @@
 //! Admin actions beside keys: inspection templates and reading the audit trail.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use fleetgate_api::audit::AuditRecord;
@@ -27,6 +27,32 @@ pub struct ListAudit {
     since: Option<String>,
     limit: Option<i32>,
     cursor: Option<String>,
+}
+
+/// An audit record as admins read it (without storage keys and TTL).
+#[derive(Debug, Serialize)]
+struct AuditEntry {
+    at: Timestamp,
+    tenant_id: TenantId,
+    key_id: Option<String>,
+    action: String,
+    resource_id: Option<String>,
+    outcome: String,
+    request_id: String,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(record: AuditRecord) -> AuditEntry {
+        AuditEntry {
+            at: record.at,
+            tenant_id: record.tenant_id,
+            key_id: record.key_id,
+            action: record.action,
+            resource_id: record.resource_id,
+            outcome: record.outcome,
+            request_id: record.request_id,
+        }
+    }
 }
 
 /// Creates a template or replaces it (its version goes up by one); audited in the same transaction.
@@ -76,6 +102,7 @@ pub async fn list_audit(state: &State, input: ListAudit, request_id: &str) -> Re
             ProvisionError::field("cursor", "not a cursor of this tenant's audit list with these filters")
         })?;
     let (records, next) = state.audit.list(&tenant_id, since, limit, start.as_ref()).await?;
+    let records: Vec<AuditEntry> = records.into_iter().map(AuditEntry::from).collect();
     let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
     // Reading the trail is an action too; recorded after the read, so a page never shows its own read.
     let audit = AuditRecord::new(tenant_id, None, "list_audit", None, "ok", request_id, state.audit.retention_days());

@@ -3,7 +3,8 @@
 use http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+#[cfg(test)]
+use serde_json::{Value, json};
 
 use fleetgate_scopes::InsufficientScope;
 
@@ -14,6 +15,27 @@ pub const PROBLEM_TYPE_BASE: &str = "https://fleetgate.dev/problems/";
 
 /// How long a client should wait before retrying a 503, in seconds.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Serialize)]
+pub struct Problem<'a> {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Stable snake_case code.
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted_scopes: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_scopes: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<&'a [FieldError]>,
+    pub request_id: String,
+}
 
 /// One field that failed validation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -120,27 +142,29 @@ impl ApiError {
         }
     }
 
-    /// The problem details body (RFC 9457) with Fleetgate's extensions.
-    pub fn to_problem(&self, request_id: &str) -> Value {
-        let mut body = Map::new();
-        body.insert("type".into(), json!(format!("{PROBLEM_TYPE_BASE}{}", self.code().replace('_', "-"))));
-        body.insert("title".into(), json!(self.title()));
-        body.insert("status".into(), json!(self.status().as_u16()));
-        body.insert("detail".into(), json!(self.to_string()));
-        body.insert("code".into(), json!(self.code()));
-        match self {
+    /// The problem details body (RFC 9457) with Fleetgate's extensions, members in the RFC's order.
+    pub fn to_problem(&self, request_id: &str) -> Problem<'_> {
+        let (required_scopes, granted_scopes, effective_scopes) = match self {
             ApiError::InsufficientScope(missing) => {
-                body.insert("required_scopes".into(), json!([missing.required.as_str()]));
-                body.insert("granted_scopes".into(), json!(missing.granted.names()));
-                body.insert("effective_scopes".into(), json!(missing.effective.names()));
+                (Some(vec![missing.required.as_str()]), Some(missing.granted.names()), Some(missing.effective.names()))
             }
-            ApiError::ValidationFailed(errors) => {
-                body.insert("errors".into(), json!(errors));
-            }
-            _ => {}
+            _ => (None, None, None),
+        };
+        Problem {
+            problem_type: format!("{PROBLEM_TYPE_BASE}{}", self.code().replace('_', "-")),
+            title: self.title(),
+            status: self.status().as_u16(),
+            detail: self.to_string(),
+            code: self.code(),
+            required_scopes,
+            granted_scopes,
+            effective_scopes,
+            errors: match self {
+                ApiError::ValidationFailed(errors) => Some(errors),
+                _ => None,
+            },
+            request_id: request_id.to_owned(),
         }
-        body.insert("request_id".into(), json!(request_id));
-        Value::Object(body)
     }
 
     /// The full HTTP response: problem+json body and the headers this error calls for.
@@ -148,7 +172,7 @@ impl ApiError {
         let mut response = Response::builder()
             .status(self.status())
             .header(http::header::CONTENT_TYPE, "application/problem+json")
-            .body(Body::Text(self.to_problem(request_id).to_string()))
+            .body(Body::Text(serde_json::to_string(&self.to_problem(request_id)).expect("a problem serialises")))
             .expect("static status and header names are valid");
         let headers = response.headers_mut();
         match self {
@@ -223,6 +247,19 @@ mod tests {
     }
 
     #[test]
+    fn members_come_in_the_rfc_order() {
+        let response = ApiError::NotFound { resource: "vehicle" }.to_response("r-1");
+        let Body::Text(text) = response.body() else { panic!("text body") };
+        assert!(
+            text.starts_with(
+                r#"{"type":"https://fleetgate.dev/problems/not-found","title":"Not found","status":404,"detail":"#
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with(r#""code":"not_found","request_id":"r-1"}"#), "{text}");
+    }
+
+    #[test]
     fn unavailable_carries_retry_after_and_hides_the_cause() {
         let cause = DbError::Unavailable("connection refused to 10.0.0.1:8000 table=keys".into());
         let response = ApiError::from(cause).to_response("r");
@@ -247,7 +284,7 @@ mod tests {
             field: "vin".into(),
             message: "must be 17 characters".into(),
         }]);
-        let body = err.to_problem("r");
+        let body = serde_json::to_value(err.to_problem("r")).unwrap();
         assert_eq!(body["status"], 422);
         assert_eq!(body["errors"][0]["field"], "vin");
     }
@@ -269,7 +306,7 @@ mod tests {
         for err in all {
             let code = err.code();
             assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{code}");
-            let body = err.to_problem("r");
+            let body = serde_json::to_value(err.to_problem("r")).unwrap();
             assert_eq!(body["status"], err.status().as_u16());
             assert!(body["type"].as_str().unwrap().ends_with(&code.replace('_', "-")));
         }
