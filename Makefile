@@ -1,5 +1,5 @@
 # The two commands of README.md. Everything they need is installed into .tools/.
-.PHONY: dev test sam-build
+.PHONY: dev test bench sam-build
 
 ## Run the API locally on http://127.0.0.1:9000 (DynamoDB Local + cargo lambda watch).
 dev:
@@ -8,6 +8,10 @@ dev:
 ## Run every test against a real DynamoDB Local, plus sam validate --lint.
 test:
 	bash infra/test.sh
+
+## Benchmarks of SPEC §7 (cold start, warm overhead, RSS, connections, size); writes docs/.
+bench:
+	bash infra/bench.sh
 
 ## sam build (arm64 release binaries via cargo lambda), as `sam deploy` needs it.
 sam-build:

@@ -47,8 +47,6 @@ impl Inspections {
             create: create_inspection::State {
                 gate: stack.gate(),
                 inspections: InspectionStore::new(client.clone(), fleet.clone()),
-                vehicles: stack.vehicle_store(),
-                templates: TemplateStore::new(client.clone(), fleet.clone()),
                 idempotency: fleetgate_api::idempotency::IdempotencyStore::new(client.clone(), fleet.clone()),
             },
             get: get_inspection::State { gate: stack.gate(), inspections: InspectionStore::new(client, fleet) },

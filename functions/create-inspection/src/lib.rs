@@ -11,16 +11,12 @@ use fleetgate_api::idempotency::{Begin, IdempotencyStore};
 use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp};
 use fleetgate_fleet::inspections::{InspectionInput, InspectionStore};
-use fleetgate_fleet::templates::TemplateStore;
-use fleetgate_fleet::vehicles::VehicleStore;
 use fleetgate_scopes::routes;
 
 /// What the function keeps across invocations.
 pub struct State {
     pub gate: Gate,
     pub inspections: InspectionStore,
-    pub vehicles: VehicleStore,
-    pub templates: TemplateStore,
     pub idempotency: IdempotencyStore,
 }
 
@@ -30,8 +26,6 @@ impl State {
         Ok(State {
             gate: Gate::from_env(&client, &routes::CREATE_INSPECTION)?,
             inspections: InspectionStore::from_env(client.clone())?,
-            vehicles: VehicleStore::from_env(client.clone())?,
-            templates: TemplateStore::from_env(client.clone())?,
             idempotency: IdempotencyStore::from_env(client)?,
         })
     }
@@ -47,11 +41,9 @@ async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Re
     let body = json_body(&req)?;
     let input = InspectionInput::parse(body.clone(), now)?;
     let tenant = &call.auth.tenant_id;
-    // Both reads are scoped to the caller's tenant: another tenant's ids are unknown here.
-    let (vehicle, template) = tokio::try_join!(
-        state.vehicles.get(tenant, &input.vehicle_id),
-        state.templates.get(tenant, &input.template_id)
-    )?;
+    // One round trip, scoped to the caller's tenant: another tenant's ids are unknown here.
+    let (vehicle, template) =
+        state.inspections.vehicle_and_template(tenant, &input.vehicle_id, &input.template_id).await?;
     let mut unknown = Vec::new();
     if vehicle.is_none() {
         unknown.push(FieldError { field: "vehicle_id".into(), message: "no vehicle with this id exists".into() });

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,8 +21,8 @@ use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
 use crate::table::{GSI1, GSI2, GSI3, GSI4, Index};
-use crate::templates::Template;
-use crate::vehicles::{self, MAX_ODOMETER_KM};
+use crate::templates::{self, Template, TemplateItemRecord};
+use crate::vehicles::{self, MAX_ODOMETER_KM, Vehicle, VehicleItem};
 
 pub const ID_PREFIX: &str = "insp_";
 /// How far in the future `performed_at` may be, for devices whose clocks run fast.
@@ -362,6 +362,57 @@ impl InspectionStore {
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.extend(extra);
         transact_write(&self.client, items).await
+    }
+
+    /// The vehicle and the template an inspection names, in one round trip
+    /// (BatchGetItem), both from `tenant`: another tenant's ids are not found.
+    pub async fn vehicle_and_template(
+        &self,
+        tenant: &TenantId,
+        vehicle_id: &str,
+        template_id: &str,
+    ) -> Result<(Option<Vehicle>, Option<Template>), DbError> {
+        let vehicle_valid = ids::is_sortable_id(vehicles::ID_PREFIX, vehicle_id);
+        let template_valid = templates::slug(&Value::String(template_id.to_owned())).is_ok();
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        let key = |sk: String| -> Result<HashMap<String, AttributeValue>, DbError> {
+            Ok(HashMap::from([
+                ("pk".to_owned(), serde_dynamo::to_attribute_value(tenant)?),
+                ("sk".to_owned(), serde_dynamo::to_attribute_value(sk)?),
+            ]))
+        };
+        if vehicle_valid {
+            keys = keys.keys(key(vehicles::vehicle_sk(vehicle_id))?);
+        }
+        if template_valid {
+            keys = keys.keys(key(templates::template_sk(template_id))?);
+        }
+        if !vehicle_valid && !template_valid {
+            return Ok((None, None));
+        }
+        let keys = keys.build().map_err(|e| DbError::Failed(Box::new(e)))?;
+        let mut request = self.client.batch_get_item().request_items(&self.table, keys);
+        let (mut vehicle, mut template) = (None, None);
+        // BatchGetItem may return some keys as unprocessed under load; ask again for those (bounded).
+        for _ in 0..3 {
+            let output = request.clone().send().await?;
+            for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                match item.get("sk").and_then(|sk| sk.as_s().ok()) {
+                    Some(sk) if sk.starts_with("vehicle#") => {
+                        vehicle = Some(serde_dynamo::from_item::<_, VehicleItem>(item)?.into_vehicle())
+                    }
+                    Some(sk) if sk.starts_with("template#") => {
+                        template = Some(serde_dynamo::from_item::<_, TemplateItemRecord>(item)?.template)
+                    }
+                    _ => {}
+                }
+            }
+            match output.unprocessed_keys.filter(|keys| !keys.is_empty()) {
+                None => return Ok((vehicle, template)),
+                Some(unprocessed) => request = self.client.batch_get_item().set_request_items(Some(unprocessed)),
+            }
+        }
+        Err(DbError::Unavailable("DynamoDB left keys unprocessed three times".into()))
     }
 
     /// A tenant's inspection; another tenant's id is simply not found.

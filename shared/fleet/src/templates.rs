@@ -52,7 +52,7 @@ pub struct TemplateInput {
 }
 
 /// A template or item id: 1–64 of `a-z 0-9 _ -`.
-fn slug(value: &Value) -> Result<String, String> {
+pub(crate) fn slug(value: &Value) -> Result<String, String> {
     let id = value.as_str().ok_or("must be a string")?;
     let valid = (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
@@ -124,14 +124,14 @@ fn parse_items(items: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<TemplateI
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct TemplateItemRecord {
+pub(crate) struct TemplateItemRecord {
     pk: String,
     sk: String,
     #[serde(flatten)]
-    template: Template,
+    pub(crate) template: Template,
 }
 
-fn template_sk(id: &str) -> String {
+pub(crate) fn template_sk(id: &str) -> String {
     format!("template#{id}")
 }
 

@@ -214,7 +214,7 @@ impl Vehicle {
 
 /// The stored form: the vehicle plus its keys.
 #[derive(Debug, Serialize, Deserialize)]
-struct VehicleItem {
+pub(crate) struct VehicleItem {
     pk: String,
     sk: String,
     gsi1pk: String,
@@ -256,7 +256,7 @@ impl VehicleItem {
         }
     }
 
-    fn into_vehicle(self) -> Vehicle {
+    pub(crate) fn into_vehicle(self) -> Vehicle {
         Vehicle {
             id: self.id,
             vin: self.vin,
@@ -282,7 +282,7 @@ struct VinItem {
     vehicle_id: String,
 }
 
-fn vehicle_sk(id: &str) -> String {
+pub(crate) fn vehicle_sk(id: &str) -> String {
     format!("vehicle#{id}")
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make bench` (not part of `make test`): builds every function in release
+# (x86_64 to run here; arm64 with cargo lambda for its size), starts DynamoDB
+# Local on 127.0.0.1:8200 and runs the harness in tests/bench, which writes
+# docs/benchmarks.md, docs/benchmarks.json and docs/cold-start.svg.
+#   BENCH_ARM64=0               skip the arm64 build (sizes then show "–")
+#   BENCH_COLD_STARTS=30 BENCH_WARM_INVOCATIONS=1000   (the defaults)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+trap stop_started EXIT
+trap 'trap "" INT TERM; exit 130' INT TERM
+cd "$root"
+
+DYNAMODB_PORT=${BENCH_DYNAMODB_PORT:-8200}
+step "checking tools"
+infra/bootstrap.sh lambda dynamodb
+if [ ! -x .tools/venv-bench/bin/python ]; then
+  step "installing the Python peer's runtime (awslambdaric, boto3) into .tools/venv-bench"
+  python3 -m venv .tools/venv-bench
+  .tools/venv-bench/bin/pip install --quiet --disable-pip-version-check awslambdaric boto3
+fi
+
+bins=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+for p in meta["packages"]:
+    if p["manifest_path"].startswith(meta["workspace_root"] + "/functions/") or p["name"] == "bench-hello":
+        for t in p["targets"]:
+            if "bin" in t["kind"]:
+                print(t["name"])')
+
+step "release build, x86_64 (this machine runs it)"
+bin_args=(); for b in $bins; do bin_args+=(--bin "$b"); done
+cargo build --release "${bin_args[@]}"
+cargo build --release -p fleetgate-bench --bin bench
+
+sizes_of() { # arch dir-pattern...
+  python3 - "$@" <<'PY'
+import io, json, os, sys, zipfile
+arch, pattern, out = sys.argv[1], sys.argv[2], "target/bench-sizes.json"
+sizes = json.load(open(out)) if os.path.exists(out) else {}
+for name in sys.argv[3:]:
+    path = pattern.replace("{bin}", name)
+    if not os.path.exists(path):
+        continue
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(path, "bootstrap")
+    sizes.setdefault(name, {})[arch] = {"binary": os.path.getsize(path), "zip": len(buffer.getvalue())}
+json.dump(sizes, open(out, "w"), indent=2)
+PY
+}
+rm -f target/bench-sizes.json
+sizes_of x86_64 "target/release/{bin}" $bins
+
+if [ "${BENCH_ARM64:-1}" != 0 ]; then
+  step "release build, arm64 (for size; as sam build makes it)"
+  rustup target add aarch64-unknown-linux-gnu >/dev/null
+  cargo lambda build --release --arm64 "${bin_args[@]}"
+  sizes_of arm64 "target/lambda/{bin}/bootstrap" $bins
+fi
+
+start_dynamodb "$DYNAMODB_PORT"
+step "measuring (cold starts, warm invocations, RSS, connections)"
+BENCH_DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT" BENCH_PYTHON="$root/.tools/venv-bench/bin/python" \
+  target/release/bench

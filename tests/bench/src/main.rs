@@ -1,0 +1,504 @@
+//! `make bench`: cold start, warm overhead, memory, connections and size of every
+//! function, against a local Lambda Runtime API stub and DynamoDB Local, with a
+//! hello-world `lambda_runtime` binary (same profile) and a Python authorizer peer
+//! as baselines. Writes docs/benchmarks.{json,md} and docs/cold-start.svg.
+//!
+//! Run through infra/bench.sh, which builds the release binaries, measures their
+//! sizes and starts DynamoDB Local.
+
+mod proxy;
+mod report;
+mod runtime_api;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use fleetgate_api::Timestamp;
+use fleetgate_api::audit::AuditLog;
+use fleetgate_api::keys::KeyStore;
+use fleetgate_api::list::CursorSigner;
+use fleetgate_fleet::inspections::{InspectionInput, InspectionStore};
+use fleetgate_fleet::templates::TemplateStore;
+use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore};
+use fleetgate_local::{TableNames, Template, create_tables, workspace_root};
+use fleetgate_scopes::{AuthContext, Environment, Preset, TenantId};
+
+use proxy::CountingProxy;
+use report::{FunctionResult, Measured, Report};
+use runtime_api::{Event, Invocation, RuntimeApi};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const TENANT: &str = "bench";
+const CURSOR_SECRET: &str = "bench-cursor-secret";
+
+/// What to run and how many times.
+struct Plan {
+    cold_starts: usize,
+    warm_invocations: usize,
+    release_dir: PathBuf,
+    out_dir: PathBuf,
+    dynamodb: String,
+    python: Option<PathBuf>,
+}
+
+/// Ids the events refer to.
+struct Seed {
+    tables: TableNames,
+    api_key: String,
+    key_id: String,
+    vehicle_id: String,
+    inspection_id: String,
+}
+
+/// One function under test: how to make its n-th event, and how many DynamoDB
+/// round trips one invocation makes (to subtract from its duration).
+struct Subject {
+    name: String,
+    command: Vec<String>,
+    cwd: Option<PathBuf>,
+    round_trips: u32,
+    event: Box<dyn Fn(usize) -> Value>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let root = workspace_root();
+    let plan = Plan {
+        cold_starts: env("BENCH_COLD_STARTS", "30").parse()?,
+        warm_invocations: env("BENCH_WARM_INVOCATIONS", "1000").parse()?,
+        release_dir: root.join(env("BENCH_RELEASE_DIR", "target/release")),
+        out_dir: root.join("docs"),
+        dynamodb: std::env::var("BENCH_DYNAMODB_URL").map_err(|_| "BENCH_DYNAMODB_URL is not set: run `make bench`")?,
+        python: std::env::var("BENCH_PYTHON").ok().map(PathBuf::from),
+    };
+    let client = dynamo_client(&plan.dynamodb);
+    let seed = seed(&client).await?;
+    let upstream = plan.dynamodb.trim_start_matches("http://").to_owned();
+
+    let proxy = CountingProxy::start(upstream.clone()).await?;
+    let round_trip = dynamodb_round_trip(&format!("http://{}", proxy.address), &seed, plan.warm_invocations).await?;
+    eprintln!("==> DynamoDB GetItem round trip: p50 {:.3} ms, p99 {:.3} ms", round_trip.p50_ms, round_trip.p99_ms);
+
+    let mut results = Vec::new();
+    for subject in subjects(&plan, &seed) {
+        eprintln!("==> {}", subject.name);
+        match measure(&plan, &seed, &subject, &upstream).await {
+            Ok(result) => results.push(result),
+            Err(err) => {
+                eprintln!("    failed: {err}");
+                results.push(FunctionResult::failed(&subject.name, err.to_string()));
+            }
+        }
+    }
+    let sizes: Value = std::fs::read_to_string(root.join("target/bench-sizes.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    let report = Report::new(&plan.cold_starts, plan.warm_invocations, round_trip, results, sizes);
+    std::fs::create_dir_all(&plan.out_dir)?;
+    std::fs::write(plan.out_dir.join("benchmarks.json"), serde_json::to_string_pretty(&report.to_json())?)?;
+    let markdown = report.markdown();
+    std::fs::write(plan.out_dir.join("benchmarks.md"), &markdown)?;
+    std::fs::write(plan.out_dir.join("cold-start.svg"), report.svg())?;
+    println!("{markdown}");
+    Ok(())
+}
+
+fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "bench"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// Tables from the template, a key, a vehicle, a template and an inspection.
+async fn seed(client: &aws_sdk_dynamodb::Client) -> Result<Seed, Error> {
+    let tables = TableNames::with_prefix(&format!("bench{}", std::process::id()));
+    create_tables(client, &Template::load_default()?, &tables).await?;
+    let tenant = TenantId::parse(TENANT)?;
+    let provisioner = provisioner::State {
+        keys: KeyStore::new(client.clone(), tables.keys.clone()),
+        audit: AuditLog::new(client.clone(), tables.audit.clone()),
+        templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
+        cursors: CursorSigner::new(CURSOR_SECRET),
+        environment: Environment::Test,
+    };
+    let invoke =
+        |event: Value| provisioner::handler(&provisioner, lambda_runtime::LambdaEvent::new(event, Default::default()));
+    let created = invoke(
+        json!({"action": "create_key", "tenant_id": TENANT, "name": "bench", "preset": Preset::FullFleet.as_str()}),
+    )
+    .await?;
+    invoke(json!({"action": "put_inspection_template", "tenant_id": TENANT, "template": {"id": "tpl_pretrip", "name": "Pre-trip",
+        "items": [{"id": "brakes", "label": "Brakes"}, {"id": "tyres", "label": "Tyres"}, {"id": "lights", "label": "Lights"}]}}))
+    .await?;
+    let now = Timestamp::now();
+    let vehicle = Vehicle::create(
+        VehicleInput::parse(
+            json!({"vin": "1HGCM82633A004352", "name": "Truck 12", "make": "Volvo", "model": "FH16", "year": 2022}),
+            now,
+        )?,
+        now,
+    );
+    VehicleStore::new(client.clone(), tables.fleet.clone())
+        .create(&tenant, &vehicle, vec![])
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let template = TemplateStore::new(client.clone(), tables.fleet.clone())
+        .get(&tenant, "tpl_pretrip")
+        .await?
+        .ok_or("no template")?;
+    let inspection = InspectionInput::parse(inspection_body(&vehicle.id), now)?.against(&template, "key_bench", now)?;
+    let inspections = InspectionStore::new(client.clone(), tables.fleet.clone());
+    inspections.create(&tenant, &inspection, vec![]).await?;
+    Ok(Seed {
+        tables,
+        api_key: created["api_key"].as_str().ok_or("no key")?.to_owned(),
+        key_id: created["key"]["key_id"].as_str().ok_or("no key id")?.to_owned(),
+        vehicle_id: vehicle.id,
+        inspection_id: inspection.id,
+    })
+}
+
+fn inspection_body(vehicle_id: &str) -> Value {
+    json!({"vehicle_id": vehicle_id, "template_id": "tpl_pretrip", "type": "pre_trip", "inspector": "Bench",
+           "performed_at": "2026-11-01T08:00:00Z", "odometer_km": 1000,
+           "results": [{"item_id": "brakes", "status": "pass"}, {"item_id": "tyres", "status": "fail", "note": "worn"},
+                       {"item_id": "lights", "status": "pass"}]})
+}
+
+/// A REST API (v1) proxy event after the authorizer, for the bench tenant's full-fleet key.
+fn rest_event(
+    seed_key_id: &str,
+    method: &str,
+    path: &str,
+    id: Option<&str>,
+    query: Option<Value>,
+    body: Option<Value>,
+) -> Value {
+    let context = AuthContext::new(
+        TenantId::parse(TENANT).expect("valid"),
+        seed_key_id.to_owned(),
+        "bench".into(),
+        Preset::FullFleet.scopes(),
+        Environment::Test,
+        None,
+    );
+    let authorizer: serde_json::Map<String, Value> =
+        context.to_authorizer_context().into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+    let full_path = match id {
+        Some(id) => format!("{path}/{id}"),
+        None => path.to_owned(),
+    };
+    json!({
+        "resource": if id.is_some() { format!("{path}/{{id}}") } else { path.to_owned() },
+        "path": full_path, "httpMethod": method,
+        "headers": {"content-type": "application/json", "host": "api.example.com"},
+        "multiValueHeaders": {"content-type": ["application/json"], "host": ["api.example.com"]},
+        "queryStringParameters": query, "multiValueQueryStringParameters": null,
+        "pathParameters": id.map(|id| json!({"id": id})),
+        "stageVariables": null,
+        "requestContext": {"accountId": "123456789012", "resourceId": "r", "stage": "v1", "requestId": "bench",
+                           "identity": {"sourceIp": "203.0.113.9"}, "resourcePath": path, "httpMethod": method,
+                           "apiId": "bench", "path": format!("/v1{full_path}"), "authorizer": authorizer},
+        "body": body.map(|b| b.to_string()), "isBase64Encoded": false,
+    })
+}
+
+fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
+    let binary = |name: &str| vec![plan.release_dir.join(name).display().to_string()];
+    let key_id = seed.key_id.clone();
+    let rest = move |method: &'static str,
+                     path: &'static str,
+                     id: Option<String>,
+                     query: Option<Value>,
+                     body: Option<Value>| {
+        let key_id = key_id.clone();
+        Box::new(move |_: usize| rest_event(&key_id, method, path, id.as_deref(), query.clone(), body.clone()))
+            as Box<dyn Fn(usize) -> Value>
+    };
+    let authorizer_event = {
+        let api_key = seed.api_key.clone();
+        move |_: usize| {
+            json!({"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:123456789012:bench/v1/GET/me",
+                   "resource": "/me", "path": "/me", "httpMethod": "GET", "headers": {"X-API-Key": api_key},
+                   "multiValueHeaders": {}, "queryStringParameters": {}, "pathParameters": {}, "stageVariables": {},
+                   "requestContext": {"accountId": "123456789012", "apiId": "bench", "stage": "v1", "requestId": "b",
+                                      "httpMethod": "GET", "resourcePath": "/me", "path": "/v1/me"}})
+        }
+    };
+    let vehicle = seed.vehicle_id.clone();
+    let truck = json!({"vin": "1HGCM82633A004352", "name": "Truck 12", "make": "Volvo", "model": "FH16", "year": 2022,
+                       "status": "in_shop", "odometer_km": 1});
+    let key_id = seed.key_id.clone();
+    let create_vehicle_key = seed.key_id.clone();
+    let mut subjects = vec![
+        Subject {
+            name: "hello (baseline)".into(),
+            command: binary("bench-hello"),
+            cwd: None,
+            round_trips: 0,
+            event: Box::new(|_| json!({"hello": "world"})),
+        },
+        Subject {
+            name: "authorizer".into(),
+            command: binary("authorizer"),
+            cwd: None,
+            round_trips: 1,
+            event: Box::new(authorizer_event.clone()),
+        },
+        Subject {
+            name: "whoami".into(),
+            command: binary("whoami"),
+            cwd: None,
+            round_trips: 0,
+            event: rest("GET", "/me", None, None, None),
+        },
+        Subject {
+            name: "get-vehicle".into(),
+            command: binary("get-vehicle"),
+            cwd: None,
+            round_trips: 1,
+            event: rest("GET", "/vehicles", Some(vehicle.clone()), None, None),
+        },
+        Subject {
+            name: "list-vehicles".into(),
+            command: binary("list-vehicles"),
+            cwd: None,
+            round_trips: 1,
+            event: rest("GET", "/vehicles", None, Some(json!({"limit": "25"})), None),
+        },
+        Subject {
+            name: "create-vehicle".into(),
+            command: binary("create-vehicle"),
+            cwd: None,
+            round_trips: 1,
+            // A new VIN each time: every invocation really creates a vehicle.
+            event: Box::new(move |n| {
+                let body = json!({"vin": format!("1BENCH{:011}", n + std::process::id() as usize * 100_000), "name": "Bench", "make": "Volvo", "model": "FH", "year": 2022});
+                rest_event(&create_vehicle_key, "POST", "/vehicles", None, None, Some(body))
+            }),
+        },
+        Subject {
+            name: "update-vehicle".into(),
+            command: binary("update-vehicle"),
+            cwd: None,
+            round_trips: 2,
+            event: rest("PUT", "/vehicles", Some(vehicle.clone()), None, Some(truck)),
+        },
+        Subject {
+            name: "list-inspection-templates".into(),
+            command: binary("list-inspection-templates"),
+            cwd: None,
+            round_trips: 1,
+            event: rest("GET", "/inspection-templates", None, None, None),
+        },
+        Subject {
+            name: "list-inspections".into(),
+            command: binary("list-inspections"),
+            cwd: None,
+            round_trips: 1,
+            event: rest("GET", "/inspections", None, Some(json!({"vehicle_id": vehicle.clone()})), None),
+        },
+        Subject {
+            name: "get-inspection".into(),
+            command: binary("get-inspection"),
+            cwd: None,
+            round_trips: 1,
+            event: rest("GET", "/inspections", Some(seed.inspection_id.clone()), None, None),
+        },
+        Subject {
+            name: "create-inspection".into(),
+            command: binary("create-inspection"),
+            cwd: None,
+            round_trips: 2,
+            event: rest("POST", "/inspections", None, None, Some(inspection_body(&vehicle))),
+        },
+        Subject {
+            name: "provisioner".into(),
+            command: binary("provisioner"),
+            cwd: None,
+            round_trips: 2,
+            event: Box::new(move |_| json!({"action": "get_key", "tenant_id": TENANT, "key_id": key_id})),
+        },
+    ];
+    if let Some(python) = &plan.python {
+        subjects.push(Subject {
+            name: "authorizer (Python peer)".into(),
+            command: vec![
+                python.display().to_string(),
+                "-m".into(),
+                "awslambdaric".into(),
+                "authorizer_peer.handler".into(),
+            ],
+            cwd: Some(workspace_root().join("tests/bench/python")),
+            round_trips: 1,
+            event: Box::new(authorizer_event),
+        });
+    }
+    subjects
+}
+
+fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> Result<Child, Error> {
+    let mut command = Command::new(&subject.command[0]);
+    command
+        .args(&subject.command[1..])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", &subject.name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", format!("http://{dynamodb}"))
+        .env("KEYS_TABLE", &seed.tables.keys)
+        .env("FLEET_TABLE", &seed.tables.fleet)
+        .env("AUDIT_TABLE", &seed.tables.audit)
+        .env("CURSOR_SECRET", CURSOR_SECRET)
+        .env("FLEETGATE_ENVIRONMENT", "test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(cwd) = &subject.cwd {
+        command.current_dir(cwd);
+    }
+    Ok(command.spawn()?)
+}
+
+/// Waits for the first `GET /next` (init done) and returns when it came.
+async fn await_init(api: &mut RuntimeApi, child: &mut Child) -> Result<Instant, Error> {
+    loop {
+        tokio::select! {
+            event = api.event() => match event {
+                Event::NextRequested(at) => return Ok(at),
+                Event::Failed { body, .. } => return Err(format!("init failed: {body}").into()),
+                _ => {}
+            },
+            status = child.wait() => return Err(format!("process exited during init: {:?}", status?).into()),
+            _ = tokio::time::sleep(Duration::from_secs(20)) => return Err("init took more than 20 s".into()),
+        }
+    }
+}
+
+/// Hands out one invocation and returns (handler time, response body).
+async fn invoke_once(api: &mut RuntimeApi, request_id: String, payload: String) -> Result<(Duration, String), Error> {
+    api.invoke(Invocation { request_id: request_id.clone(), payload }).await;
+    let mut handed = None;
+    loop {
+        let event =
+            tokio::time::timeout(Duration::from_secs(20), api.event()).await.map_err(|_| "no response within 20 s")?;
+        match event {
+            Event::HandedOut { request_id: id, at } if id == request_id => handed = Some(at),
+            Event::Responded { request_id: id, body, at } if id == request_id => {
+                let handed = handed.ok_or("response before hand-out")?;
+                return Ok((at - handed, body));
+            }
+            Event::Failed { body, .. } => return Err(format!("invocation failed: {body}").into()),
+            _ => {}
+        }
+    }
+}
+
+/// A response counts as an error if the function failed or answered a 4xx/5xx.
+fn is_error(body: &str) -> bool {
+    let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    value.get("statusCode").and_then(Value::as_u64).is_some_and(|status| status >= 400)
+}
+
+async fn measure(plan: &Plan, seed: &Seed, subject: &Subject, upstream: &str) -> Result<FunctionResult, Error> {
+    let mut inits = Vec::new();
+    for n in 0..plan.cold_starts {
+        let mut api = RuntimeApi::start().await?;
+        let proxy = CountingProxy::start(upstream.to_owned()).await?;
+        let started = Instant::now();
+        let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
+        let ready = await_init(&mut api, &mut child).await?;
+        inits.push(ready - started);
+        if proxy.connections() > 0 {
+            return Err(format!("opened {} DynamoDB connection(s) during init", proxy.connections()).into());
+        }
+        let (_, body) = invoke_once(&mut api, format!("cold-{n}"), (subject.event)(n).to_string()).await?;
+        if is_error(&body) {
+            return Err(format!("first invocation answered an error: {body}").into());
+        }
+        child.kill().await?;
+    }
+
+    let mut api = RuntimeApi::start().await?;
+    let proxy = CountingProxy::start(upstream.to_owned()).await?;
+    let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
+    await_init(&mut api, &mut child).await?;
+    let pid = child.id().ok_or("no pid")?;
+    let mut durations = Vec::with_capacity(plan.warm_invocations);
+    let mut errors = 0;
+    let mut rss_at_100 = 0;
+    for n in 0..plan.warm_invocations {
+        let (duration, body) =
+            invoke_once(&mut api, format!("warm-{n}"), (subject.event)(plan.cold_starts + n).to_string()).await?;
+        errors += usize::from(is_error(&body));
+        durations.push(duration);
+        if n + 1 == 100.min(plan.warm_invocations) {
+            rss_at_100 = proc_status_kb(pid, "VmRSS")?;
+        }
+    }
+    let rss_at_end = proc_status_kb(pid, "VmRSS")?;
+    let peak_rss = proc_status_kb(pid, "VmHWM")?;
+    child.kill().await?;
+    Ok(FunctionResult::measured(
+        &subject.name,
+        Measured {
+            init: report::Stats::of(&inits),
+            warm: report::Stats::of(&durations),
+            round_trips: subject.round_trips,
+            peak_rss_kb: peak_rss,
+            rss_growth_kb: rss_at_end as i64 - rss_at_100 as i64,
+            connections: proxy.connections(),
+            errors,
+        },
+    ))
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> Result<u64, Error> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("{field} not in /proc/{pid}/status").into())
+}
+
+/// The floor: a bare GetItem from this process, through the same proxy, same SDK.
+async fn dynamodb_round_trip(endpoint: &str, seed: &Seed, count: usize) -> Result<report::Stats, Error> {
+    let client = dynamo_client(endpoint);
+    let hash = fleetgate_api::keys::ApiKey::parse(&seed.api_key).map_err(|e| e.to_string())?.hash();
+    let mut durations = Vec::with_capacity(count);
+    for _ in 0..count + 50 {
+        let started = Instant::now();
+        client
+            .get_item()
+            .table_name(&seed.tables.keys)
+            .key("key_hash", aws_sdk_dynamodb::types::AttributeValue::S(hash.as_str().to_owned()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        durations.push(started.elapsed());
+    }
+    // The first 50 warm the connection, as a warm function's would be.
+    Ok(report::Stats::of(&durations[50..]))
+}

@@ -1,0 +1,228 @@
+//! Turning measurements into docs/benchmarks.{json,md} and docs/cold-start.svg.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Median and tail of a sample, in milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub count: usize,
+}
+
+impl Stats {
+    pub fn of(samples: &[Duration]) -> Stats {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN);
+        Stats { p50_ms: at(0.5), p99_ms: at(0.99), count: ms.len() }
+    }
+}
+
+pub struct Measured {
+    pub init: Stats,
+    pub warm: Stats,
+    pub round_trips: u32,
+    pub peak_rss_kb: u64,
+    pub rss_growth_kb: i64,
+    pub connections: usize,
+    pub errors: usize,
+}
+
+pub struct FunctionResult {
+    pub name: String,
+    pub outcome: Result<Measured, String>,
+}
+
+impl FunctionResult {
+    pub fn measured(name: &str, measured: Measured) -> FunctionResult {
+        FunctionResult { name: name.to_owned(), outcome: Ok(measured) }
+    }
+
+    pub fn failed(name: &str, why: String) -> FunctionResult {
+        FunctionResult { name: name.to_owned(), outcome: Err(why) }
+    }
+}
+
+pub struct Report {
+    cold_starts: usize,
+    warm_invocations: usize,
+    round_trip: Stats,
+    results: Vec<FunctionResult>,
+    sizes: Value,
+    machine: String,
+}
+
+/// SPEC §7 targets.
+const INIT_RATIO_TARGET: f64 = 1.5;
+const OVERHEAD_TARGET_MS: f64 = 1.0;
+const RSS_TARGET_MB: f64 = 32.0;
+const ARM64_SIZE_TARGET_MB: f64 = 6.0;
+
+impl Report {
+    pub fn new(
+        cold_starts: &usize,
+        warm_invocations: usize,
+        round_trip: Stats,
+        results: Vec<FunctionResult>,
+        sizes: Value,
+    ) -> Report {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+        Report {
+            cold_starts: *cold_starts,
+            warm_invocations,
+            round_trip,
+            results,
+            sizes,
+            machine: format!("{cores} × {cpu}, {} (x86_64 host; arm64 sizes from cargo lambda)", std::env::consts::OS),
+        }
+    }
+
+    fn hello_init(&self) -> Option<f64> {
+        self.results
+            .iter()
+            .find(|r| r.name.starts_with("hello"))
+            .and_then(|r| r.outcome.as_ref().ok())
+            .map(|m| m.init.p50_ms)
+    }
+
+    fn size(&self, name: &str, arch: &str, kind: &str) -> Option<f64> {
+        let binary = if name.starts_with("hello") { "bench-hello" } else { name };
+        self.sizes.get(binary)?.get(arch)?.get(kind)?.as_f64().map(|bytes| bytes / 1_048_576.0)
+    }
+
+    fn overhead(&self, m: &Measured) -> f64 {
+        m.warm.p50_ms - f64::from(m.round_trips) * self.round_trip.p50_ms
+    }
+
+    pub fn to_json(&self) -> Value {
+        let functions: Vec<Value> = self
+            .results
+            .iter()
+            .map(|r| match &r.outcome {
+                Err(why) => json!({"name": r.name, "error": why}),
+                Ok(m) => json!({
+                    "name": r.name,
+                    "init_ms": {"p50": m.init.p50_ms, "p99": m.init.p99_ms, "runs": m.init.count},
+                    "init_vs_hello": self.hello_init().map(|h| m.init.p50_ms / h),
+                    "warm_ms": {"p50": m.warm.p50_ms, "p99": m.warm.p99_ms, "runs": m.warm.count},
+                    "dynamodb_round_trips": m.round_trips,
+                    "overhead_p50_ms": self.overhead(m),
+                    "peak_rss_kb": m.peak_rss_kb,
+                    "rss_growth_100_to_end_kb": m.rss_growth_kb,
+                    "dynamodb_connections": m.connections,
+                    "error_responses": m.errors,
+                    "size_mb": {
+                        "arm64": self.size(&r.name, "arm64", "binary"), "arm64_zip": self.size(&r.name, "arm64", "zip"),
+                        "x86_64": self.size(&r.name, "x86_64", "binary"), "x86_64_zip": self.size(&r.name, "x86_64", "zip"),
+                    },
+                }),
+            })
+            .collect();
+        json!({
+            "machine": self.machine,
+            "cold_starts": self.cold_starts,
+            "warm_invocations": self.warm_invocations,
+            "dynamodb_get_item_ms": {"p50": self.round_trip.p50_ms, "p99": self.round_trip.p99_ms},
+            "targets": {"init_vs_hello": INIT_RATIO_TARGET, "overhead_p50_ms": OVERHEAD_TARGET_MS,
+                        "peak_rss_mb": RSS_TARGET_MB, "arm64_binary_mb": ARM64_SIZE_TARGET_MB, "dynamodb_connections": 1},
+            "functions": functions,
+        })
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "Machine: {}. {} cold starts and {} warm invocations per function; DynamoDB Local GetItem round trip p50 {:.2} ms, p99 {:.2} ms.\n\n",
+            self.machine, self.cold_starts, self.warm_invocations, self.round_trip.p50_ms, self.round_trip.p99_ms
+        ));
+        out.push_str("| Function | Init p50 (ms) | × hello | Warm p50 / p99 (ms) | Overhead p50 (ms) | Peak RSS (MB) | RSS growth (KB) | DynamoDB conns | arm64 (MB) | arm64 zip (MB) | x86_64 (MB) |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let num = |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
+        for r in &self.results {
+            match &r.outcome {
+                Err(why) => out.push_str(&format!("| {} | failed: {} |||||||||| \n", r.name, why.replace('|', "/"))),
+                Ok(m) => out.push_str(&format!(
+                    "| {} | {:.2} | {} | {:.2} / {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} |\n",
+                    r.name,
+                    m.init.p50_ms,
+                    num(self.hello_init().map(|h| m.init.p50_ms / h), 2),
+                    m.warm.p50_ms,
+                    m.warm.p99_ms,
+                    self.overhead(m),
+                    m.peak_rss_kb as f64 / 1024.0,
+                    m.rss_growth_kb,
+                    m.connections,
+                    num(self.size(&r.name, "arm64", "binary"), 2),
+                    num(self.size(&r.name, "arm64", "zip"), 2),
+                    num(self.size(&r.name, "x86_64", "binary"), 2),
+                )),
+            }
+        }
+        out.push_str(&format!(
+            "\nTargets (SPEC §7): init ≤ {INIT_RATIO_TARGET}× hello; overhead (warm p50 minus the function's DynamoDB round trips × GetItem p50) ≤ {OVERHEAD_TARGET_MS} ms; peak RSS ≤ {RSS_TARGET_MB} MB; stripped arm64 binary ≤ {ARM64_SIZE_TARGET_MB} MB; one DynamoDB connection reused.\n"
+        ));
+        out
+    }
+
+    /// Init p50 per function as horizontal bars, with the hello floor and the 1.5× line.
+    pub fn svg(&self) -> String {
+        let rows: Vec<(&str, f64)> = self
+            .results
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().ok().map(|m| (r.name.as_str(), m.init.p50_ms)))
+            .collect();
+        let max = rows.iter().map(|(_, v)| *v).fold(1.0_f64, f64::max) * 1.1;
+        let (left, width, row_height) = (210.0, 460.0, 22.0);
+        let height = 50.0 + row_height * rows.len() as f64;
+        let x = |v: f64| left + v / max * width;
+        let mut svg = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="720" height="{height}" font-family="sans-serif" font-size="12">
+<text x="10" y="18" font-size="14">Cold start: process start to first Runtime API /next, p50 (ms)</text>
+"#
+        );
+        if let Some(hello) = self.hello_init() {
+            for (value, label, colour) in [(hello, "hello", "#888"), (hello * INIT_RATIO_TARGET, "1.5× hello", "#c33")]
+            {
+                svg.push_str(&format!(
+                    r#"<line x1="{0:.1}" y1="28" x2="{0:.1}" y2="{1:.1}" stroke="{colour}" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2:.1}" fill="{colour}" text-anchor="middle">{label}</text>
+"#,
+                    x(value),
+                    height - 18.0,
+                    height - 4.0
+                ));
+            }
+        }
+        for (i, (name, value)) in rows.iter().enumerate() {
+            let y = 32.0 + row_height * i as f64;
+            let colour = if name.contains("Python") {
+                "#e0a030"
+            } else if name.starts_with("hello") {
+                "#999"
+            } else {
+                "#3a7bd5"
+            };
+            svg.push_str(&format!(
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{name}</text><rect x="{left}" y="{y:.1}" width="{:.1}" height="14" fill="{colour}"/><text x="{:.1}" y="{:.1}">{value:.2}</text>
+"#,
+                left - 6.0,
+                y + 11.0,
+                x(*value) - left,
+                x(*value) + 4.0,
+                y + 11.0
+            ));
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
