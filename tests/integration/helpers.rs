@@ -35,13 +35,7 @@ pub struct TestStack {
 /// A client for DynamoDB Local. Each test builds its own: a client's connection
 /// pool belongs to the runtime of the test that made it.
 pub fn local_client(endpoint: &str) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "tests"))
-        .build();
-    Client::from_conf(config)
+    fleetgate_api::dynamo::local_client(endpoint)
 }
 
 pub fn endpoint() -> String {

@@ -28,7 +28,7 @@ impl State {
         let environment: Environment = env_var("FLEETGATE_ENVIRONMENT")?
             .parse()
             .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
-        let store = KeyStore::from_env(fleetgate_api::dynamo::client().await)?;
+        let store = KeyStore::from_env(fleetgate_api::dynamo::client())?;
         Ok(State { resolver: KeyResolver::new(store, environment) })
     }
 }

@@ -16,7 +16,7 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<State, Error> {
-        let client = fleetgate_api::dynamo::client().await;
+        let client = fleetgate_api::dynamo::client();
         Ok(State { gate: Gate::from_env(&client, &routes::GET_VEHICLE)?, vehicles: VehicleStore::from_env(client)? })
     }
 }

@@ -42,7 +42,7 @@ impl State {
         let environment = env_var("FLEETGATE_ENVIRONMENT")?
             .parse()
             .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
-        let client = fleetgate_api::dynamo::client().await;
+        let client = fleetgate_api::dynamo::client();
         Ok(State {
             keys: KeyStore::from_env(client.clone())?,
             audit: AuditLog::from_env(client.clone())?,

@@ -37,7 +37,7 @@ fn main() -> Result<(), Error> {
 }
 
 async fn run(command: &str) -> Result<(), Error> {
-    let client = fleetgate_api::dynamo::client().await;
+    let client = fleetgate_api::dynamo::client();
     let names = TableNames {
         keys: std::env::var("KEYS_TABLE")?,
         fleet: std::env::var("FLEET_TABLE")?,

@@ -2,21 +2,59 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
-/// Builds the DynamoDB client from the environment (region, credentials and,
-/// locally, `AWS_ENDPOINT_URL_DYNAMODB`). Call once per cold start.
+/// Root CAs of Amazon Trust Services, which issue the certificates of every
+/// DynamoDB endpoint (the set AWS documents for its services).
+const AMAZON_ROOT_CAS: &[u8] = include_bytes!("amazon-trust-services-roots.pem");
+
+/// Set to `1` to trust the system's CA store instead (e.g. behind a TLS-inspecting proxy).
+pub const NATIVE_ROOTS_ENV: &str = "FLEETGATE_TLS_NATIVE_ROOTS";
+
+/// Builds the DynamoDB client from the environment Lambda provides: `AWS_REGION`,
+/// the execution role's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+/// `AWS_SESSION_TOKEN`, and (locally) `AWS_ENDPOINT_URL_DYNAMODB`. Call once per cold start.
 ///
+/// Deliberately not `aws_config::load_from_env()` with the SDK's default HTTPS
+/// client: those build provider chains (profile files, SSO, IMDS, ECS) a Lambda
+/// function never needs and read the whole system CA store at start-up, which
+/// costs init time, memory and binary size (measured: docs/benchmarks.md).
+/// Nothing here touches the network: the one connection opens on the first
+/// request and is reused after that.
+pub fn client() -> Client {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut config = config_builder().region(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).map(Region::new));
+    if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        config = config.credentials_provider(Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment"));
+    }
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| var("AWS_ENDPOINT_URL")) {
+        config = config.endpoint_url(endpoint);
+    }
+    Client::from_conf(config.build())
+}
+
+/// A client for a local DynamoDB at `endpoint` with dummy credentials (tests, benchmarks, local stack).
+pub fn local_client(endpoint: &str) -> Client {
+    let config = config_builder()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("local", "local", None, None, "local"));
+    Client::from_conf(config.build())
+}
+
 /// Timeouts and retries are bounded so that a dead or throttling DynamoDB is
 /// reported (as 503) well inside the Lambda timeout instead of hanging.
-pub async fn client() -> Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
+fn config_builder() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_millis(1_000))
@@ -25,9 +63,19 @@ pub async fn client() -> Client {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await;
-    Client::new(&config)
+}
+
+fn https_client() -> SharedHttpClient {
+    let trust = if std::env::var(NATIVE_ROOTS_ENV).as_deref() == Ok("1") {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_ROOT_CAS)
+    };
+    let tls = TlsContext::builder().with_trust_store(trust).build().expect("the compiled-in root CAs are valid PEM");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_context(tls)
+        .build_https()
 }
 
 /// A failed DynamoDB call, classified by what the caller should do about it.
@@ -153,3 +201,21 @@ pub fn env_var(name: &str) -> Result<String, ConfigError> {
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {0} must be set")]
 pub struct ConfigError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn the_compiled_in_roots_are_amazons_five_and_parse() {
+        let roots: Vec<CertificateDer> =
+            CertificateDer::pem_slice_iter(AMAZON_ROOT_CAS).collect::<Result<_, _>>().expect("valid PEM");
+        assert_eq!(roots.len(), 5);
+        let text = String::from_utf8_lossy(AMAZON_ROOT_CAS);
+        for name in ["Amazon_Root_CA_1", "Amazon_Root_CA_4", "Starfield_Services_Root_Certificate_Authority_-_G2"] {
+            assert!(text.contains(name), "{name}");
+        }
+    }
+}

@@ -40,7 +40,7 @@ impl Authenticator {
         if !local_auth_enabled() {
             return Ok(Authenticator::Gateway);
         }
-        Authenticator::local_from_env(crate::dynamo::client().await)
+        Authenticator::local_from_env(crate::dynamo::client())
     }
 
     /// As [`Authenticator::from_env`], for a function that has a DynamoDB client anyway.

@@ -85,8 +85,13 @@ async fn main() -> Result<(), Error> {
     let round_trip = dynamodb_round_trip(&format!("http://{}", proxy.address), &seed, plan.warm_invocations).await?;
     eprintln!("==> DynamoDB GetItem round trip: p50 {:.3} ms, p99 {:.3} ms", round_trip.p50_ms, round_trip.p99_ms);
 
+    // BENCH_ONLY=authorizer,get-vehicle measures just those (for before/after experiments).
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(str::to_owned).collect());
     let mut results = Vec::new();
     for subject in subjects(&plan, &seed) {
+        if only.as_ref().is_some_and(|only| !only.iter().any(|name| subject.name.starts_with(name.as_str()))) {
+            continue;
+        }
         eprintln!("==> {}", subject.name);
         match measure(&plan, &seed, &subject, &upstream).await {
             Ok(result) => results.push(result),
@@ -111,13 +116,7 @@ async fn main() -> Result<(), Error> {
 }
 
 fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "bench"))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    fleetgate_api::dynamo::local_client(endpoint)
 }
 
 /// Tables from the template, a key, a vehicle, a template and an inspection.
