@@ -64,6 +64,7 @@ impl TestStack {
             templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
             cursors: CursorSigner::new("test-secret"),
             environment: Environment::Test,
+            authorizer_cache: None,
         };
         TestStack { client, tables, tenant, provisioner }
     }

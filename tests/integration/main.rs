@@ -6,5 +6,6 @@ mod helpers;
 mod inspections;
 mod provisioner;
 mod route_table;
+mod template_policies;
 mod vehicles;
 mod whoami;

@@ -299,3 +299,73 @@ async fn keys_with_an_expiry_stop_working_when_it_passes() {
         Err(fleetgate_api::keys::ResolveError::Rejected(fleetgate_api::keys::Rejection::Expired))
     ));
 }
+
+/// A stand-in for API Gateway's control plane: records each request's first line and whether it was signed.
+async fn fake_api_gateway() -> (String, std::sync::Arc<tokio::sync::Mutex<Vec<(String, bool)>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let first = head.lines().next().unwrap_or_default().to_owned();
+                let signed =
+                    head.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization: aws4-hmac-sha256"));
+                record.lock().await.push((first, signed));
+                let _ = stream.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").await;
+            });
+        }
+    });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn revocation_and_immediate_rotation_flush_the_stage_authorizer_cache() {
+    let (endpoint, seen) = fake_api_gateway().await;
+    let mut stack = TestStack::new().await;
+    let config = aws_sdk_apigateway::Config::builder()
+        .behavior_version(aws_sdk_apigateway::config::BehaviorVersion::latest())
+        .region(aws_sdk_apigateway::config::Region::new("eu-west-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_apigateway::config::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .http_client(fleetgate_api::dynamo::https_client())
+        .build();
+    stack.provisioner.authorizer_cache = Some(provisioner::AuthorizerCache::new(
+        aws_sdk_apigateway::Client::from_conf(config),
+        "api123".into(),
+        "v1".into(),
+    ));
+    let flush = ("DELETE /restapis/api123/stages/v1/cache/authorizers HTTP/1.1".to_owned(), true);
+
+    let (_, first) = stack.create_key(&["vehicles:read"]).await;
+    let revoked =
+        stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": first})).await.unwrap();
+    assert_eq!(revoked["authorizer_cache_flushed"], true);
+    assert_eq!(*seen.lock().await, std::slice::from_ref(&flush));
+
+    // A rotation with a grace period keeps the old key working: nothing to flush yet.
+    let (_, second) = stack.create_key(&["vehicles:read"]).await;
+    let graceful =
+        stack.provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": second})).await.unwrap();
+    assert_eq!(graceful["authorizer_cache_flushed"], false);
+    assert_eq!(seen.lock().await.len(), 1);
+
+    let newest = graceful["key"]["key_id"].as_str().unwrap();
+    let immediate = stack
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": newest, "grace_period_hours": 0}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(immediate["authorizer_cache_flushed"], true);
+    assert_eq!(*seen.lock().await, [flush.clone(), flush]);
+}

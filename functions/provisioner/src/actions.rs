@@ -159,7 +159,17 @@ pub async fn revoke_key(state: &State, input: RevokeKey, request_id: &str) -> Re
             Err(err) => return Err(err.into()),
         }
     }
-    Ok(serde_json::json!({ "key": KeyView::of(record, now) }))
+    // Cached Allow results would keep the key working for up to the cache TTL.
+    let flushed = flush_authorizer_cache(state).await;
+    Ok(serde_json::json!({ "key": KeyView::of(record, now), "authorizer_cache_flushed": flushed }))
+}
+
+/// Flushes API Gateway's authorizer cache where the stack has one; `false` if not configured or it failed.
+async fn flush_authorizer_cache(state: &State) -> bool {
+    match &state.authorizer_cache {
+        Some(cache) => cache.flush().await,
+        None => false,
+    }
 }
 
 /// Issues a replacement with the same tenant, name, description, scopes and
@@ -205,7 +215,11 @@ pub async fn rotate_key(state: &State, input: RotateKey, request_id: &str) -> Re
     }
     old.expires_at = Some(old_expires_at);
     old.rotated_to = Some(new.key_id.clone());
-    issued(&api_key, KeyView::of(new, now), Some(KeyView::of(old, now)))
+    let mut response = issued(&api_key, KeyView::of(new, now), Some(KeyView::of(old, now)))?;
+    // With no grace period the old key is retired now: drop its cached Allow too.
+    let flushed = grace_hours == 0 && flush_authorizer_cache(state).await;
+    response["authorizer_cache_flushed"] = Value::Bool(flushed);
+    Ok(response)
 }
 
 fn issued(api_key: &ApiKey, key: KeyView, previous_key: Option<KeyView>) -> Result<Value> {

@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod cache;
 mod error;
 mod view;
 
@@ -19,6 +20,7 @@ use fleetgate_api::list::CursorSigner;
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_scopes::Environment;
 
+pub use cache::AuthorizerCache;
 pub use error::ProvisionError;
 pub use view::KeyView;
 
@@ -35,6 +37,8 @@ pub struct State {
     pub cursors: CursorSigner,
     /// The environment this deployment issues keys for (and its authorizer accepts).
     pub environment: Environment,
+    /// Flushed after a revocation or rotation; `None` where there is no API Gateway (locally).
+    pub authorizer_cache: Option<AuthorizerCache>,
 }
 
 impl State {
@@ -49,6 +53,7 @@ impl State {
             templates: TemplateStore::from_env(client)?,
             cursors: CursorSigner::from_env()?,
             environment,
+            authorizer_cache: AuthorizerCache::from_env(),
         })
     }
 }

@@ -56,6 +56,7 @@ async fn run(command: &str) -> Result<(), Error> {
         templates: TemplateStore::new(client, names.fleet.clone()),
         cursors: CursorSigner::from_env()?,
         environment: std::env::var("FLEETGATE_ENVIRONMENT")?.parse().map_err(|_| "FLEETGATE_ENVIRONMENT")?,
+        authorizer_cache: None,
     };
     seed_vehicles(&vehicles, &state.audit).await?;
     seed_templates(&state).await?;

@@ -6,10 +6,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 /// Root CAs of Amazon Trust Services, which issue the certificates of every
 /// DynamoDB endpoint (the set AWS documents for its services).
@@ -32,7 +32,8 @@ pub fn client() -> Client {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut config = config_builder().region(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).map(Region::new));
     if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        config = config.credentials_provider(Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment"));
+        config =
+            config.credentials_provider(Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment"));
     }
     if let Some(endpoint) = var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| var("AWS_ENDPOINT_URL")) {
         config = config.endpoint_url(endpoint);
@@ -65,7 +66,9 @@ fn config_builder() -> aws_sdk_dynamodb::config::Builder {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
 }
 
-fn https_client() -> SharedHttpClient {
+/// The HTTPS client every AWS SDK client of ours uses: rustls with ring, trusting
+/// Amazon's root CAs (compiled in), so building it reads no files.
+pub fn https_client() -> SharedHttpClient {
     let trust = if std::env::var(NATIVE_ROOTS_ENV).as_deref() == Ok("1") {
         TrustStore::default()
     } else {

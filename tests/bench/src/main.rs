@@ -130,6 +130,7 @@ async fn seed(client: &aws_sdk_dynamodb::Client) -> Result<Seed, Error> {
         templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
         cursors: CursorSigner::new(CURSOR_SECRET),
         environment: Environment::Test,
+        authorizer_cache: None,
     };
     let invoke =
         |event: Value| provisioner::handler(&provisioner, lambda_runtime::LambdaEvent::new(event, Default::default()));
