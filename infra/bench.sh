@@ -12,6 +12,8 @@ trap 'trap "" INT TERM; exit 130' INT TERM
 cd "$root"
 
 DYNAMODB_PORT=${BENCH_DYNAMODB_PORT:-8200}
+target_dir=${CARGO_TARGET_DIR:-target}
+sizes_file="$target_dir/bench-sizes.json"
 step "checking tools"
 infra/bootstrap.sh lambda dynamodb
 if [ ! -x .tools/venv-bench/bin/python ]; then
@@ -37,7 +39,7 @@ cargo build --release -p fleetgate-bench --bin bench
 sizes_of() { # arch dir-pattern...
   python3 - "$@" <<'PY'
 import io, json, os, sys, zipfile
-arch, pattern, out = sys.argv[1], sys.argv[2], "target/bench-sizes.json"
+arch, pattern, out = sys.argv[1], sys.argv[2], os.environ["SIZES_FILE"]
 sizes = json.load(open(out)) if os.path.exists(out) else {}
 for name in sys.argv[3:]:
     path = pattern.replace("{bin}", name)
@@ -50,17 +52,18 @@ for name in sys.argv[3:]:
 json.dump(sizes, open(out, "w"), indent=2)
 PY
 }
-rm -f target/bench-sizes.json
-sizes_of x86_64 "target/release/{bin}" $bins
+export SIZES_FILE="$sizes_file"
+rm -f "$sizes_file"
+sizes_of x86_64 "$target_dir/release/{bin}" $bins
 
 if [ "${BENCH_ARM64:-1}" != 0 ]; then
   step "release build, arm64 (for size; as sam build makes it)"
   rustup target add aarch64-unknown-linux-gnu >/dev/null
   cargo lambda build --release --arm64 "${bin_args[@]}"
-  sizes_of arm64 "target/lambda/{bin}/bootstrap" $bins
+  sizes_of arm64 "$target_dir/lambda/{bin}/bootstrap" $bins
 fi
 
 start_dynamodb "$DYNAMODB_PORT"
 step "measuring (cold starts, warm invocations, RSS, connections)"
 BENCH_DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT" BENCH_PYTHON="$root/.tools/venv-bench/bin/python" \
-  target/release/bench
+  BENCH_RELEASE_DIR="$target_dir/release" BENCH_SIZES="$sizes_file" "$target_dir/release/bench"

@@ -101,7 +101,7 @@ async fn main() -> Result<(), Error> {
             }
         }
     }
-    let sizes: Value = std::fs::read_to_string(root.join("target/bench-sizes.json"))
+    let sizes: Value = std::fs::read_to_string(root.join(env("BENCH_SIZES", "target/bench-sizes.json")))
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(Value::Null);
