@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local toolchain into ignored folders of the repo, only what is missing.
 #   infra/bootstrap.sh lambda dynamodb      # what `make dev` needs
-#   infra/bootstrap.sh lambda dynamodb sam  # what `make test` needs
+#   infra/bootstrap.sh lambda dynamodb sam fuzz  # what `make test` needs
 # Everything lands under .tools/ so a fresh clone needs nothing installed by hand.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,6 +12,7 @@ mkdir -p "$tools"
 DYNAMODB_SIMULATOR_VERSION=2.9.30
 CARGO_LAMBDA_VERSION=1.9.2
 SAM_CLI_VERSION=1.170.0
+SCHEMATHESIS_VERSION=4.32.5
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -49,11 +50,19 @@ install_sam() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION" cfn-lint
 }
 
+install_fuzz() {
+  if [ -x "$tools/venv-fuzz/bin/schemathesis" ]; then return; fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION into .tools/venv-fuzz (pip, ~30 s)"
+  python3 -m venv "$tools/venv-fuzz"
+  "$tools/venv-fuzz/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 for component in "$@"; do
   case "$component" in
     lambda) install_lambda ;;
     dynamodb) install_dynamodb ;;
     sam) install_sam ;;
+    fuzz) install_fuzz ;;
     *) echo "unknown component: $component" >&2; exit 2 ;;
   esac
 done

@@ -82,3 +82,24 @@ fn local_auth_is_never_switched_on_by_the_template() {
     let text = std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap();
     assert!(!text.contains(fleetgate_api::http::LOCAL_AUTH_ENV));
 }
+
+#[test]
+fn the_committed_openapi_document_is_the_generated_one() {
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(workspace_root().join("docs/openapi.json")).unwrap()).unwrap();
+    assert!(
+        committed == fleetgate_local::openapi::document(),
+        "docs/openapi.json is stale: run `cargo run -p fleetgate-local --bin local-stack -- openapi > docs/openapi.json`"
+    );
+    let paths = committed["paths"].as_object().unwrap();
+    for route in ROUTES {
+        let operation = &paths[route.path][route.method.to_ascii_lowercase()];
+        assert_eq!(
+            operation["x-required-scope"].as_str(),
+            route.required_scope.map(|s| s.as_str()),
+            "{}",
+            route.describe()
+        );
+        assert_eq!(operation["operationId"], route.function);
+    }
+}

@@ -12,6 +12,8 @@ use aws_sdk_dynamodb::types::{
 use serde::Deserialize;
 use serde_norway::Value;
 
+pub mod openapi;
+
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The workspace root (where `Cargo.toml` and `infra/` are).

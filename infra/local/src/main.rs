@@ -18,9 +18,13 @@ const DEMO_TENANT: &str = "demo";
 
 fn main() -> Result<(), Error> {
     let command = std::env::args().nth(1).unwrap_or_default();
+    if command == "openapi" {
+        println!("{}", serde_json::to_string_pretty(&fleetgate_local::openapi::document())?);
+        return Ok(());
+    }
     if command != "setup" && command != "tables" {
         eprintln!(
-            "usage: local-stack setup   # tables + demo tenant + demo keys\n       local-stack tables  # tables only"
+            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json"
         );
         std::process::exit(2);
     }

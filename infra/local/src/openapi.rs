@@ -1,0 +1,302 @@
+//! The OpenAPI 3.1 document of the public API, generated from the route table
+//! (paths, methods, functions, required scopes) and the validation rules of the
+//! wire types. `docs/openapi.json` is this document; a test keeps them equal, and
+//! `make test` runs schemathesis against the local stack with it.
+
+use serde_json::{Map, Value, json};
+
+use fleetgate_api::idempotency::MAX_KEY_CHARS;
+use fleetgate_api::input::MAX_BODY_BYTES;
+use fleetgate_api::list::{DEFAULT_LIMIT, MAX_LIMIT};
+use fleetgate_fleet::inspections::MAX_RESULTS;
+use fleetgate_fleet::templates::MAX_ITEMS;
+use fleetgate_fleet::vehicles::{MAX_ODOMETER_KM, VehicleStatus};
+use fleetgate_scopes::{ROUTES, Route, routes};
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn nullable(schema: Value) -> Value {
+    let mut schema = schema;
+    let kind = schema["type"].clone();
+    schema["type"] = json!([kind, "null"]);
+    schema
+}
+
+fn text(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max})
+}
+
+fn id(prefix: &str) -> Value {
+    json!({"type": "string", "pattern": format!("^{prefix}[0-9A-HJKMNP-TV-Z]{{26}}$")})
+}
+
+fn timestamp() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+}
+
+fn page_of(item: &str) -> Value {
+    object(
+        json!({"data": {"type": "array", "items": schema_ref(item)}, "next_cursor": {"type": ["string", "null"]}}),
+        &["data", "next_cursor"],
+    )
+}
+
+/// Next year is the latest model year; the schema states the rule, the server enforces the date.
+fn vehicle_fields() -> Map<String, Value> {
+    let statuses: Vec<&str> = VehicleStatus::ALL.iter().map(|s| s.as_str()).collect();
+    json!({
+        "vin": {"type": "string", "pattern": "^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$",
+                "description": "17 characters, no I, O or Q; stored upper-case; unique per tenant."},
+        "name": text(100), "make": text(50), "model": text(50),
+        "year": {"type": "integer", "minimum": 1900, "description": "1900 to next year."},
+        "license_plate": nullable(text(20)),
+        "status": {"type": "string", "enum": statuses, "default": "active"},
+        "odometer_km": {"type": "integer", "minimum": 0, "maximum": MAX_ODOMETER_KM, "default": 0},
+    })
+    .as_object()
+    .cloned()
+    .expect("object")
+}
+
+fn schemas() -> Value {
+    let mut vehicle = vehicle_fields();
+    vehicle.insert("id".into(), id("veh_"));
+    vehicle.insert("version".into(), json!({"type": "integer", "minimum": 1}));
+    vehicle.insert("created_at".into(), timestamp());
+    vehicle.insert("updated_at".into(), timestamp());
+    let vehicle_keys: Vec<&str> = vehicle.keys().map(String::as_str).collect();
+    let item_status = json!({"type": "string", "enum": ["pass", "fail", "na"]});
+    let inspection_input_fields = json!({
+        "vehicle_id": id("veh_"),
+        "template_id": text(64),
+        "type": {"type": "string", "enum": ["pre_trip", "post_trip", "periodic"]},
+        "inspector": text(100),
+        "performed_at": {"type": "string", "format": "date-time", "description": "Not in the future (5 minutes of clock skew allowed)."},
+        "odometer_km": {"type": "integer", "minimum": 0, "maximum": MAX_ODOMETER_KM},
+        "location": nullable(text(200)),
+        "results": {"type": "array", "minItems": 1, "maxItems": MAX_RESULTS, "items": schema_ref("ItemResultInput")},
+        "signature": nullable(text(200)),
+    });
+    let mut inspection = inspection_input_fields.as_object().cloned().expect("object");
+    inspection.insert("id".into(), id("insp_"));
+    inspection.insert("template_version".into(), json!({"type": "integer", "minimum": 1}));
+    inspection.insert("results".into(), json!({"type": "array", "items": schema_ref("ItemResult")}));
+    inspection.insert("outcome".into(), json!({"type": "string", "enum": ["pass", "fail"]}));
+    inspection.insert("defects".into(), json!({"type": "array", "items": schema_ref("Defect")}));
+    inspection.insert("submitted_by_key_id".into(), json!({"type": "string"}));
+    inspection.insert("created_at".into(), timestamp());
+    let inspection_keys: Vec<&str> = inspection.keys().map(String::as_str).collect();
+    let scope_list = json!({"type": "array", "items": {"type": "string"}});
+
+    json!({
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details with a stable `code` and the `request_id`.",
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "code": {"type": "string", "pattern": "^[a-z_]+$"},
+                "request_id": {"type": "string"},
+                "required_scopes": scope_list, "granted_scopes": scope_list, "effective_scopes": scope_list,
+                "errors": {"type": "array", "items": object(json!({"field": {"type": "string"}, "message": {"type": "string"}}), &["field", "message"])},
+            },
+            "required": ["type", "title", "detail", "code", "request_id"],
+        },
+        "VehicleInput": {
+            "type": "object", "properties": vehicle_fields(), "required": ["vin", "name", "make", "model", "year"],
+            "additionalProperties": false,
+        },
+        "Vehicle": {"type": "object", "properties": vehicle, "required": vehicle_keys, "additionalProperties": false},
+        "VehiclePage": page_of("Vehicle"),
+        "TemplateItem": object(
+            json!({"id": {"type": "string"}, "label": {"type": "string"}, "required": {"type": "boolean"},
+                   "category": {"type": ["string", "null"]}}),
+            &["id", "label", "required", "category"],
+        ),
+        "Template": object(
+            json!({"id": {"type": "string"}, "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+                   "items": {"type": "array", "maxItems": MAX_ITEMS, "items": schema_ref("TemplateItem")},
+                   "version": {"type": "integer", "minimum": 1}, "created_at": timestamp(), "updated_at": timestamp()}),
+            &["id", "name", "description", "items", "version", "created_at", "updated_at"],
+        ),
+        "TemplatePage": page_of("Template"),
+        "ItemResultInput": {
+            "type": "object",
+            "properties": {"item_id": text(64), "status": item_status, "note": nullable(text(500))},
+            "required": ["item_id", "status"], "additionalProperties": false,
+        },
+        "ItemResult": object(
+            json!({"item_id": {"type": "string"}, "status": item_status, "note": {"type": ["string", "null"]}}),
+            &["item_id", "status", "note"],
+        ),
+        "Defect": object(
+            json!({"item_id": {"type": "string"}, "label": {"type": "string"}, "note": {"type": ["string", "null"]}}),
+            &["item_id", "label", "note"],
+        ),
+        "InspectionInput": {
+            "type": "object", "properties": inspection_input_fields,
+            "required": ["vehicle_id", "template_id", "type", "inspector", "performed_at", "odometer_km", "results"],
+            "additionalProperties": false,
+        },
+        "Inspection": {"type": "object", "properties": inspection, "required": inspection_keys, "additionalProperties": false},
+        "InspectionPage": page_of("Inspection"),
+        "Me": object(
+            json!({"key_id": {"type": "string"}, "name": {"type": "string"}, "tenant_id": {"type": "string"},
+                   "environment": {"type": "string", "enum": ["live", "test"]},
+                   "granted_scopes": scope_list, "effective_scopes": scope_list, "expires_at": {"type": ["string", "null"]}}),
+            &["key_id", "name", "tenant_id", "environment", "granted_scopes", "effective_scopes", "expires_at"],
+        ),
+    })
+}
+
+fn problem(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": schema_ref("Problem")}}})
+}
+
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// An operation's parameters, body, success response and its own error statuses.
+struct Shape {
+    parameters: Vec<Value>,
+    body: Option<Value>,
+    success: (String, Value),
+    errors: Vec<(&'static str, &'static str)>,
+}
+
+/// What each route takes and answers, beyond what every route shares.
+fn operation(route: &Route) -> Value {
+    let page_params = vec![
+        query(
+            "limit",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+            "Page size.",
+        ),
+        query("cursor", json!({"type": "string"}), "`next_cursor` of the previous page of the same query."),
+    ];
+    let id_param = |prefix: &str| json!({"name": "id", "in": "path", "required": true, "schema": id(prefix)});
+    let idempotency = json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                             "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[!-~]+$"},
+                             "description": "Retries with the same key and body replay the first response (24 h)."});
+    let json_body =
+        |schema: &str| json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema)}}});
+    let ok = |status: &str, schema: &str| {
+        (
+            status.to_owned(),
+            json!({"description": "Success.", "content": {"application/json": {"schema": schema_ref(schema)}}}),
+        )
+    };
+    let write_errors = [
+        ("409", "Conflict (VIN taken, or Idempotency-Key reused with another body)."),
+        ("413", "Body over 64 KiB."),
+        ("415", "Body is not JSON."),
+        ("422", "Body fails validation; `errors` names every field."),
+    ];
+    let shape =
+        |parameters: Vec<Value>,
+         body: Option<Value>,
+         success: (String, Value),
+         errors: Vec<(&'static str, &'static str)>| { Shape { parameters, body, success, errors } };
+    let Shape { parameters, body, success, errors } = match *route {
+        r if r == routes::LIST_VEHICLES => {
+            let mut params = page_params;
+            params.push(query(
+                "status",
+                json!({"type": "string", "enum": VehicleStatus::ALL.map(|s| s.as_str())}),
+                "Only vehicles in this status.",
+            ));
+            shape(params, None, ok("200", "VehiclePage"), vec![])
+        }
+        r if r == routes::CREATE_VEHICLE => {
+            shape(vec![idempotency], Some(json_body("VehicleInput")), ok("201", "Vehicle"), write_errors.to_vec())
+        }
+        r if r == routes::GET_VEHICLE => {
+            shape(vec![id_param("veh_")], None, ok("200", "Vehicle"), vec![("404", "No such vehicle in your fleet.")])
+        }
+        r if r == routes::UPDATE_VEHICLE => {
+            let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+                                  "description": "The vehicle's ETag; the update applies only to that version."});
+            let mut errors = write_errors.to_vec();
+            errors.extend([("404", "No such vehicle in your fleet."), ("412", "If-Match names another version.")]);
+            shape(vec![id_param("veh_"), if_match], Some(json_body("VehicleInput")), ok("200", "Vehicle"), errors)
+        }
+        r if r == routes::LIST_INSPECTION_TEMPLATES => shape(page_params, None, ok("200", "TemplatePage"), vec![]),
+        r if r == routes::LIST_INSPECTIONS => {
+            let mut params = page_params;
+            params.extend([
+                query("vehicle_id", id("veh_"), "Only this vehicle's inspections."),
+                query("outcome", json!({"type": "string", "enum": ["pass", "fail"]}), "Only this outcome."),
+                query("performed_after", timestamp(), "Inclusive."),
+                query("performed_before", timestamp(), "Exclusive."),
+            ]);
+            shape(params, None, ok("200", "InspectionPage"), vec![])
+        }
+        r if r == routes::CREATE_INSPECTION => {
+            shape(vec![idempotency], Some(json_body("InspectionInput")), ok("201", "Inspection"), write_errors.to_vec())
+        }
+        r if r == routes::GET_INSPECTION => shape(
+            vec![id_param("insp_")],
+            None,
+            ok("200", "Inspection"),
+            vec![("404", "No such inspection in your fleet.")],
+        ),
+        _ => shape(vec![], None, ok("200", "Me"), vec![]),
+    };
+    let mut responses = Map::new();
+    responses.insert(success.0, success.1);
+    // Every route: the API key, its scope, malformed input, and DynamoDB trouble.
+    let shared = [
+        ("400", "Malformed JSON, query parameter, header or cursor."),
+        ("401", "Missing or invalid API key."),
+        ("403", "The key lacks the required scope (`X-Accepted-Scopes` names it)."),
+        ("503", "DynamoDB is throttled or unreachable; retry after `Retry-After` seconds."),
+    ];
+    for (status, description) in shared.into_iter().chain(errors) {
+        responses.insert(status.to_owned(), problem(description));
+    }
+    let scope = route.required_scope.map(|s| s.as_str());
+    let mut op = json!({
+        "operationId": route.function,
+        "summary": route.describe(),
+        "x-fleetgate-function": route.function,
+        "x-required-scope": scope,
+        "security": [{"ApiKey": []}],
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let Some(body) = body {
+        op["requestBody"] = body;
+    }
+    op
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        entry[route.method.to_ascii_lowercase()] = operation(&route);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Fleetgate API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!("Fleet vehicles, inspection templates and inspections. Every request carries an API key \
+                                    in `X-API-Key`; each operation names its required scope in `x-required-scope`. \
+                                    Bodies are JSON of at most {MAX_BODY_BYTES} bytes."),
+        },
+        "servers": [{"url": "http://127.0.0.1:9000", "description": "make dev"}],
+        "components": {
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": schemas(),
+        },
+        "paths": paths,
+    })
+}
