@@ -63,3 +63,25 @@ contract() { # key
 contract "$full_key"
 step "contract with a read-only key (writes must be documented 403s)"
 contract "$read_key"
+
+step "sam build (arm64, BuildMethod rust-cargolambda)"
+# Proves the template builds every function for provided.al2023/arm64. Release
+# optimisations are relaxed here (no LTO, parallel codegen) to keep CI fast;
+# `make sam-build` and `sam build` for deploys use the real release profile.
+rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1
+CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+  sam build --template-file infra/template.yaml --build-dir .aws-sam/build-ci
+expected=$(grep -c "Type: AWS::Serverless::Function" infra/template.yaml)
+python3 - "$expected" <<'PY'
+import glob, struct, sys
+built = sorted(glob.glob(".aws-sam/build-ci/*Function/bootstrap"))
+for path in built:
+    with open(path, "rb") as f:
+        header = f.read(20)
+    machine = struct.unpack("<H", header[18:20])[0]
+    if header[:4] != b"\x7fELF" or machine != 183:  # EM_AARCH64
+        sys.exit(f"{path} is not an arm64 ELF binary")
+if len(built) != int(sys.argv[1]):
+    sys.exit(f"expected {sys.argv[1]} built functions, found {len(built)}")
+print(f"sam build: {len(built)} arm64 bootstraps")
+PY
