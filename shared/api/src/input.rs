@@ -80,7 +80,13 @@ impl Fields {
 
     /// Refuses what is left: `server_owned` fields by name, anything else as unknown.
     /// Returns `Ok` only if no field failed.
-    pub fn finish(mut self, server_owned: &[&str]) -> Result<(), ApiError> {
+    pub fn finish(self, server_owned: &[&str]) -> Result<(), ApiError> {
+        all_valid(self.into_errors(server_owned))
+    }
+
+    /// As [`Fields::finish`], but hands back the errors, for a caller that still
+    /// checks nested values (a list of items) and reports everything together.
+    pub fn into_errors(mut self, server_owned: &[&str]) -> Vec<FieldError> {
         let rest: BTreeSet<String> = std::mem::take(&mut self.map).into_iter().map(|(name, _)| name).collect();
         for name in rest {
             let message = if server_owned.contains(&name.as_str()) {
@@ -90,7 +96,7 @@ impl Fields {
             };
             self.error(&name, message);
         }
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::ValidationFailed(self.errors)) }
+        self.errors
     }
 
     fn check<T>(&mut self, name: &str, result: Result<T, String>) -> Option<T> {
@@ -102,6 +108,11 @@ impl Fields {
         let field: String = name.chars().take(64).collect();
         self.errors.push(FieldError { field, message: message.to_owned() });
     }
+}
+
+/// `Ok` when `errors` is empty, else the 422 that lists them.
+pub fn all_valid(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::ValidationFailed(errors)) }
 }
 
 /// A trimmed string of 1..=`max` characters without control characters.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
 use fleetgate_api::error::{ApiError, FieldError};
-use fleetgate_api::input::{Fields, integer, text};
+use fleetgate_api::input::{Fields, all_valid, integer, text};
 use fleetgate_api::list::{Position, query_page};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
@@ -156,15 +156,9 @@ impl InspectionInput {
         let location = fields.optional("location", |v| text(v, 200));
         let results = fields.required("results", |v| v.as_array().cloned().ok_or_else(|| "must be a list".to_owned()));
         let signature = fields.optional("signature", |v| text(v, 200));
-        let mut errors = match fields.finish(&SERVER_OWNED_FIELDS) {
-            Ok(()) => Vec::new(),
-            Err(ApiError::ValidationFailed(errors)) => errors,
-            Err(other) => return Err(other),
-        };
+        let mut errors = fields.into_errors(&SERVER_OWNED_FIELDS);
         let results = results.map(|results| parse_results(results, &mut errors)).unwrap_or_default();
-        if !errors.is_empty() {
-            return Err(ApiError::ValidationFailed(errors));
-        }
+        all_valid(errors)?;
         let missing = || ApiError::Internal("validated inspection field missing".into());
         Ok(InspectionInput {
             vehicle_id: vehicle_id.ok_or_else(missing)?,
@@ -420,15 +414,8 @@ impl InspectionStore {
         if !ids::is_sortable_id(ID_PREFIX, id) {
             return Ok(None);
         }
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", serde_dynamo::to_attribute_value(tenant)?)
-            .key("sk", serde_dynamo::to_attribute_value(format!("inspection#{id}"))?)
-            .send()
-            .await?;
-        let record: Option<InspectionRecord> = output.item.map(serde_dynamo::from_item).transpose()?;
+        let record: Option<InspectionRecord> =
+            crate::table::get(&self.client, &self.table, tenant, format!("inspection#{id}")).await?;
         Ok(record.map(|r| r.inspection))
     }
 

@@ -9,6 +9,29 @@ pub mod vehicles;
 
 /// The fleet table's keys and indexes (as defined in `infra/template.yaml`).
 pub(crate) mod table {
+    use aws_sdk_dynamodb::Client;
+    use fleetgate_api::dynamo::DbError;
+    use fleetgate_scopes::TenantId;
+    use serde::de::DeserializeOwned;
+
+    /// One item of `tenant`, strongly consistent, as `T`.
+    pub async fn get<T: DeserializeOwned>(
+        client: &Client,
+        table: &str,
+        tenant: &TenantId,
+        sk: String,
+    ) -> Result<Option<T>, DbError> {
+        let output = client
+            .get_item()
+            .table_name(table)
+            .key("pk", serde_dynamo::to_attribute_value(tenant)?)
+            .key("sk", serde_dynamo::to_attribute_value(sk)?)
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item.map(serde_dynamo::from_item).transpose()?)
+    }
+
     /// The table's own key.
     pub const KEY: &[&str] = &["pk", "sk"];
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
 use fleetgate_api::error::{ApiError, FieldError};
-use fleetgate_api::input::{Fields, text};
+use fleetgate_api::input::{Fields, all_valid, text};
 use fleetgate_api::list::{Position, query_page};
 use fleetgate_scopes::TenantId;
 
@@ -67,15 +67,9 @@ impl TemplateInput {
         let name = fields.required("name", |v| text(v, 100));
         let description = fields.optional("description", |v| text(v, 1000));
         let items = fields.required("items", |v| v.as_array().cloned().ok_or_else(|| "must be a list".to_owned()));
-        let mut errors = match fields.finish(&["version", "created_at", "updated_at"]) {
-            Ok(()) => Vec::new(),
-            Err(ApiError::ValidationFailed(errors)) => errors,
-            Err(other) => return Err(other),
-        };
+        let mut errors = fields.into_errors(&["version", "created_at", "updated_at"]);
         let items = items.map(|items| parse_items(items, &mut errors)).unwrap_or_default();
-        if !errors.is_empty() {
-            return Err(ApiError::ValidationFailed(errors));
-        }
+        all_valid(errors)?;
         let missing = || ApiError::Internal("validated template field missing".into());
         Ok(TemplateInput {
             id: id.ok_or_else(missing)?,
@@ -156,16 +150,8 @@ impl TemplateStore {
         if slug(&Value::String(id.to_owned())).is_err() {
             return Ok(None);
         }
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", serde_dynamo::to_attribute_value(tenant)?)
-            .key("sk", serde_dynamo::to_attribute_value(template_sk(id))?)
-            .consistent_read(true)
-            .send()
-            .await?;
-        let record: Option<TemplateItemRecord> = output.item.map(serde_dynamo::from_item).transpose()?;
+        let record: Option<TemplateItemRecord> =
+            crate::table::get(&self.client, &self.table, tenant, template_sk(id)).await?;
         Ok(record.map(|r| r.template))
     }
 

@@ -346,16 +346,7 @@ impl VehicleStore {
         if !ids::is_sortable_id(ID_PREFIX, id) {
             return Ok(None);
         }
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", serde_dynamo::to_attribute_value(tenant)?)
-            .key("sk", serde_dynamo::to_attribute_value(vehicle_sk(id))?)
-            .consistent_read(true)
-            .send()
-            .await?;
-        let item: Option<VehicleItem> = output.item.map(serde_dynamo::from_item).transpose()?;
+        let item: Option<VehicleItem> = table::get(&self.client, &self.table, tenant, vehicle_sk(id)).await?;
         Ok(item.map(VehicleItem::into_vehicle))
     }
 
