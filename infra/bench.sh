@@ -31,10 +31,12 @@ for p in meta["packages"]:
             if "bin" in t["kind"]:
                 print(t["name"])')
 
-step "release build, x86_64 (this machine runs it)"
+step "release build, x86_64 (this machine runs it), non-PIE like the arm64 build (.cargo/config.toml)"
 bin_args=(); for b in $bins; do bin_args+=(--bin "$b"); done
-cargo build --release "${bin_args[@]}"
+# With an explicit --target, RUSTFLAGS reach only the target's artifacts, not build scripts or proc macros.
+RUSTFLAGS="-C relocation-model=static" cargo build --release --target x86_64-unknown-linux-gnu "${bin_args[@]}"
 cargo build --release -p fleetgate-bench --bin bench
+release_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 
 sizes_of() { # arch dir-pattern...
   python3 - "$@" <<'PY'
@@ -54,7 +56,7 @@ PY
 }
 export SIZES_FILE="$sizes_file"
 rm -f "$sizes_file"
-sizes_of x86_64 "$target_dir/release/{bin}" $bins
+sizes_of x86_64 "$release_dir/{bin}" $bins
 
 if [ "${BENCH_ARM64:-1}" != 0 ]; then
   step "release build, arm64 (for size; as sam build makes it)"
@@ -66,4 +68,4 @@ fi
 start_dynamodb "$DYNAMODB_PORT"
 step "measuring (cold starts, warm invocations, RSS, connections)"
 BENCH_DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT" BENCH_PYTHON="$root/.tools/venv-bench/bin/python" \
-  BENCH_RELEASE_DIR="$target_dir/release" BENCH_SIZES="$sizes_file" "$target_dir/release/bench"
+  BENCH_RELEASE_DIR="$release_dir" BENCH_SIZES="$sizes_file" "$target_dir/release/bench"

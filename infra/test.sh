@@ -78,9 +78,11 @@ built = sorted(glob.glob(".aws-sam/build-ci/*Function/bootstrap"))
 for path in built:
     with open(path, "rb") as f:
         header = f.read(20)
-    machine = struct.unpack("<H", header[18:20])[0]
+    kind, machine = struct.unpack("<HH", header[16:20])
     if header[:4] != b"\x7fELF" or machine != 183:  # EM_AARCH64
         sys.exit(f"{path} is not an arm64 ELF binary")
+    if kind != 2:  # ET_EXEC: non-PIE, as .cargo/config.toml asks (faster cold start)
+        sys.exit(f"{path} is position-independent; .cargo/config.toml's rustflags did not apply")
 if len(built) != int(sys.argv[1]):
     sys.exit(f"expected {sys.argv[1]} built functions, found {len(built)}")
 print(f"sam build: {len(built)} arm64 bootstraps")
