@@ -64,6 +64,23 @@ contract "$full_key"
 step "contract with a read-only key (writes must be documented 403s)"
 contract "$read_key"
 
+step "no key material in the functions' logs"
+# Everything the functions printed during the e2e and contract runs (keys were
+# created, used, rotated and revoked): no plaintext key, no key hash.
+log=".local/watch-$API_PORT.log"
+if grep -qE "fg_(live|test)_[0-9A-Za-z]{36}" "$log"; then
+  echo "error: an API key appears in $log" >&2
+  exit 1
+fi
+for key in "$full_key" "$read_key"; do
+  hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+  if grep -qF "$hash" "$log"; then
+    echo "error: a key hash appears in $log" >&2
+    exit 1
+  fi
+done
+echo "no key or key hash in $(wc -l <"$log") log lines"
+
 step "sam build (arm64, BuildMethod rust-cargolambda)"
 # Proves the template builds every function for provided.al2023/arm64. Release
 # optimisations are relaxed here (no LTO, parallel codegen) to keep CI fast;
