@@ -329,7 +329,7 @@ async fn fake_api_gateway() -> (String, std::sync::Arc<tokio::sync::Mutex<Vec<(S
 }
 
 #[tokio::test]
-async fn revocation_and_immediate_rotation_flush_the_stage_authorizer_cache() {
+async fn revocations_and_rotations_flush_the_stage_authorizer_cache() {
     let (endpoint, seen) = fake_api_gateway().await;
     let mut stack = TestStack::new().await;
     let config = aws_sdk_apigateway::Config::builder()
@@ -352,12 +352,12 @@ async fn revocation_and_immediate_rotation_flush_the_stage_authorizer_cache() {
     assert_eq!(revoked["authorizer_cache_flushed"], true);
     assert_eq!(*seen.lock().await, std::slice::from_ref(&flush));
 
-    // A rotation with a grace period keeps the old key working: nothing to flush yet.
+    // Every rotation flushes too, with or without a grace period.
     let (_, second) = stack.create_key(&["vehicles:read"]).await;
     let graceful =
         stack.provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": second})).await.unwrap();
-    assert_eq!(graceful["authorizer_cache_flushed"], false);
-    assert_eq!(seen.lock().await.len(), 1);
+    assert_eq!(graceful["authorizer_cache_flushed"], true);
+    assert_eq!(seen.lock().await.len(), 2);
 
     let newest = graceful["key"]["key_id"].as_str().unwrap();
     let immediate = stack
@@ -367,5 +367,5 @@ async fn revocation_and_immediate_rotation_flush_the_stage_authorizer_cache() {
         .await
         .unwrap();
     assert_eq!(immediate["authorizer_cache_flushed"], true);
-    assert_eq!(*seen.lock().await, [flush.clone(), flush]);
+    assert_eq!(*seen.lock().await, [flush.clone(), flush.clone(), flush]);
 }

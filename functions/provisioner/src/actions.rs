@@ -216,8 +216,9 @@ pub async fn rotate_key(state: &State, input: RotateKey, request_id: &str) -> Re
     old.expires_at = Some(old_expires_at);
     old.rotated_to = Some(new.key_id.clone());
     let mut response = issued(&api_key, KeyView::of(new, now), Some(KeyView::of(old, now)))?;
-    // With no grace period the old key is retired now: drop its cached Allow too.
-    let flushed = grace_hours == 0 && flush_authorizer_cache(state).await;
+    // Cached Allows of the old key would outlive its grace period by up to the TTL
+    // (and with no grace period it is retired now): start from a clean cache.
+    let flushed = flush_authorizer_cache(state).await;
     response["authorizer_cache_flushed"] = Value::Bool(flushed);
     Ok(response)
 }
