@@ -13,10 +13,10 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent};
 use serde::Serialize;
 
 use fleetgate_api::Timestamp;
-use fleetgate_api::dynamo::{ConfigError, env_var};
+use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::http::API_KEY_HEADER;
 use fleetgate_api::keys::{KeyResolver, KeyStore, ResolveError};
-use fleetgate_scopes::{AuthContext, Environment};
+use fleetgate_scopes::AuthContext;
 
 /// What the function keeps across invocations.
 pub struct State {
@@ -25,9 +25,7 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<State, Error> {
-        let environment: Environment = env_var("FLEETGATE_ENVIRONMENT")?
-            .parse()
-            .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
+        let environment = deployment_environment()?;
         let store = KeyStore::from_env(fleetgate_api::dynamo::client())?;
         Ok(State { resolver: KeyResolver::new(store, environment) })
     }

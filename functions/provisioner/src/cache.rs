@@ -2,7 +2,8 @@
 //! working in seconds instead of after the cache TTL.
 
 use aws_sdk_apigateway::Client;
-use aws_sdk_apigateway::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_apigateway::config::BehaviorVersion;
+use fleetgate_api::dynamo::{self, optional_var};
 
 /// The stage whose cached authorizer results to drop (`API_ID`, `API_STAGE`).
 #[derive(Clone, Debug)]
@@ -19,22 +20,15 @@ impl AuthorizerCache {
 
     /// Configured by the SAM template; absent locally, where no cache exists.
     pub fn from_env() -> Option<AuthorizerCache> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let (rest_api_id, stage) = (var("API_ID")?, var("API_STAGE")?);
+        let (rest_api_id, stage) = (optional_var("API_ID")?, optional_var("API_STAGE")?);
         let mut config = aws_sdk_apigateway::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(fleetgate_api::dynamo::https_client())
-            .region(var("AWS_REGION").map(Region::new));
-        if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-            config = config.credentials_provider(Credentials::new(
-                key,
-                secret,
-                var("AWS_SESSION_TOKEN"),
-                None,
-                "environment",
-            ));
+            .http_client(dynamo::https_client())
+            .region(dynamo::env_region());
+        if let Some(credentials) = dynamo::env_credentials() {
+            config = config.credentials_provider(credentials);
         }
-        if let Some(endpoint) = var("AWS_ENDPOINT_URL_API_GATEWAY") {
+        if let Some(endpoint) = optional_var("AWS_ENDPOINT_URL_API_GATEWAY") {
             config = config.endpoint_url(endpoint);
         }
         Some(AuthorizerCache::new(Client::from_conf(config.build()), rest_api_id, stage))

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use fleetgate_api::audit::AuditLog;
-use fleetgate_api::dynamo::{ConfigError, env_var};
+use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::keys::KeyStore;
 use fleetgate_api::list::CursorSigner;
 use fleetgate_fleet::templates::TemplateStore;
@@ -43,9 +43,7 @@ pub struct State {
 
 impl State {
     pub async fn from_env() -> Result<State, Error> {
-        let environment = env_var("FLEETGATE_ENVIRONMENT")?
-            .parse()
-            .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
+        let environment = deployment_environment()?;
         let client = fleetgate_api::dynamo::client();
         Ok(State {
             keys: KeyStore::from_env(client.clone())?,

@@ -59,7 +59,7 @@ async fn run(command: &str) -> Result<(), Error> {
         audit: AuditLog::new(client.clone(), names.audit.clone()),
         templates: TemplateStore::new(client, names.fleet.clone()),
         cursors: CursorSigner::from_env()?,
-        environment: std::env::var("FLEETGATE_ENVIRONMENT")?.parse().map_err(|_| "FLEETGATE_ENVIRONMENT")?,
+        environment: fleetgate_api::dynamo::deployment_environment()?,
         authorizer_cache: None,
     };
     seed_vehicles(&vehicles, &state.audit).await?;

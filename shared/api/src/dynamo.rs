@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use fleetgate_scopes::Environment;
 
 /// Root CAs of Amazon Trust Services, which issue the certificates of every
 /// DynamoDB endpoint (the set AWS documents for its services).
@@ -29,16 +30,36 @@ pub const NATIVE_ROOTS_ENV: &str = "FLEETGATE_TLS_NATIVE_ROOTS";
 /// Nothing here touches the network: the one connection opens on the first
 /// request and is reused after that.
 pub fn client() -> Client {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mut config = config_builder().region(var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).map(Region::new));
-    if let (Some(key), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        config =
-            config.credentials_provider(Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment"));
+    let mut config = config_builder().region(env_region());
+    if let Some(credentials) = env_credentials() {
+        config = config.credentials_provider(credentials);
     }
-    if let Some(endpoint) = var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| var("AWS_ENDPOINT_URL")) {
+    if let Some(endpoint) = optional_var("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| optional_var("AWS_ENDPOINT_URL")) {
         config = config.endpoint_url(endpoint);
     }
     Client::from_conf(config.build())
+}
+
+/// The region Lambda runs the function in (`AWS_REGION`).
+pub fn env_region() -> Option<Region> {
+    optional_var("AWS_REGION").or_else(|| optional_var("AWS_DEFAULT_REGION")).map(Region::new)
+}
+
+/// The execution role's credentials, which Lambda puts in the environment
+/// (valid for the life of the execution environment). Any AWS SDK client of ours uses them.
+pub fn env_credentials() -> Option<Credentials> {
+    let (key, secret) = (optional_var("AWS_ACCESS_KEY_ID")?, optional_var("AWS_SECRET_ACCESS_KEY")?);
+    Some(Credentials::new(key, secret, optional_var("AWS_SESSION_TOKEN"), None, "environment"))
+}
+
+/// Which keys this deployment issues and accepts (`FLEETGATE_ENVIRONMENT`).
+pub fn deployment_environment() -> Result<Environment, ConfigError> {
+    env_var("FLEETGATE_ENVIRONMENT")?.parse().map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))
+}
+
+/// An env var, `None` when unset or empty.
+pub fn optional_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// A client for a local DynamoDB at `endpoint` with dummy credentials (tests, benchmarks, local stack).
@@ -197,7 +218,7 @@ where
 
 /// Reads a required env var, naming it in the error so a misconfigured stack says what is missing.
 pub fn env_var(name: &str) -> Result<String, ConfigError> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| ConfigError(name.to_owned()))
+    optional_var(name).ok_or_else(|| ConfigError(name.to_owned()))
 }
 
 /// A required environment variable is missing.

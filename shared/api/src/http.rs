@@ -9,10 +9,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
-use fleetgate_scopes::{AuthContext, Environment, Route};
+use fleetgate_scopes::{AuthContext, Route};
 
 use crate::audit::AuditLog;
-use crate::dynamo::{ConfigError, env_var};
+use crate::dynamo::{ConfigError, deployment_environment};
 use crate::error::ApiError;
 use crate::keys::{KeyResolver, KeyStore};
 use crate::timestamp::Timestamp;
@@ -52,9 +52,7 @@ impl Authenticator {
     }
 
     fn local_from_env(client: aws_sdk_dynamodb::Client) -> Result<Authenticator, ConfigError> {
-        let environment: Environment = env_var("FLEETGATE_ENVIRONMENT")?
-            .parse()
-            .map_err(|_| ConfigError("FLEETGATE_ENVIRONMENT (live or test)".into()))?;
+        let environment = deployment_environment()?;
         Ok(Authenticator::Local(KeyResolver::new(KeyStore::from_env(client)?, environment)))
     }
 
