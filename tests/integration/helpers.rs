@@ -58,15 +58,17 @@ impl TestStack {
             .await
             .clone();
         let tenant = format!("t-{}", fleetgate_api::keys::new_public_id("").to_lowercase());
-        let provisioner = provisioner::State {
-            keys: KeyStore::new(client.clone(), tables.keys.clone()),
-            audit: AuditLog::new(client.clone(), tables.audit.clone()),
-            templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
-            cursors: CursorSigner::new("test-secret"),
-            environment: Environment::Test,
-            authorizer_cache: None,
-        };
-        TestStack { client, tables, tenant, provisioner }
+        TestStack { provisioner: provisioner_state(&client, &tables), client, tables, tenant }
+    }
+
+    /// This test's tenant and tables, reached through `client` (one behind a fault proxy, say).
+    pub fn through(&self, client: Client) -> TestStack {
+        TestStack {
+            provisioner: provisioner_state(&client, &self.tables),
+            client,
+            tables: self.tables.clone(),
+            tenant: self.tenant.clone(),
+        }
     }
 
     pub fn key_store(&self) -> KeyStore {
@@ -165,6 +167,17 @@ impl TestStack {
             .await
             .unwrap();
         output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).unwrap()).collect()
+    }
+}
+
+fn provisioner_state(client: &Client, tables: &TableNames) -> provisioner::State {
+    provisioner::State {
+        keys: KeyStore::new(client.clone(), tables.keys.clone()),
+        audit: AuditLog::new(client.clone(), tables.audit.clone()),
+        templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
+        cursors: CursorSigner::new("test-secret"),
+        environment: Environment::Test,
+        authorizer_cache: None,
     }
 }
 

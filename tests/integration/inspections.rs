@@ -19,17 +19,21 @@ use crate::helpers::{Req, TestStack, body_json, header};
 const DEVICE: &str = "vehicles:read inspections:write";
 const READ_ONLY: &str = "vehicles:read inspections:read";
 
-struct Inspections {
-    stack: TestStack,
-    templates: list_inspection_templates::State,
-    list: list_inspections::State,
-    create: create_inspection::State,
-    get: get_inspection::State,
+pub(crate) struct Inspections {
+    pub(crate) stack: TestStack,
+    pub(crate) templates: list_inspection_templates::State,
+    pub(crate) list: list_inspections::State,
+    pub(crate) create: create_inspection::State,
+    pub(crate) get: get_inspection::State,
 }
 
 impl Inspections {
     async fn new() -> Inspections {
-        let stack = TestStack::new().await;
+        Inspections::on(TestStack::new().await)
+    }
+
+    /// The functions as wired to `stack`'s client.
+    pub(crate) fn on(stack: TestStack) -> Inspections {
         let fleet = stack.tables.fleet.clone();
         let client = stack.client.clone();
         let cursors = fleetgate_api::list::CursorSigner::new("test-secret");
@@ -55,7 +59,7 @@ impl Inspections {
     }
 
     /// A vehicle of this tenant, stored directly.
-    async fn vehicle(&self, n: u32) -> String {
+    pub(crate) async fn vehicle(&self, n: u32) -> String {
         let input = VehicleInput::parse(
             json!({"vin": format!("2HGCM82633A{n:06}"), "name": format!("Truck {n}"), "make": "Volvo", "model": "FH", "year": 2021}),
             Timestamp::now(),
@@ -68,7 +72,7 @@ impl Inspections {
     }
 
     /// The demo-like pre-trip template, put through the provisioner.
-    async fn pretrip(&self) -> Value {
+    pub(crate) async fn pretrip(&self) -> Value {
         self.stack
             .provision(json!({"action": "put_inspection_template", "tenant_id": self.stack.tenant, "template": {
                 "id": "tpl_pretrip", "name": "Pre-trip", "description": "Daily walk-around",
@@ -79,15 +83,15 @@ impl Inspections {
             .unwrap()
     }
 
-    async fn submit(&self, scopes: &str, req: Req) -> Response<Body> {
+    pub(crate) async fn submit(&self, scopes: &str, req: Req) -> Response<Body> {
         create_inspection::handler(&self.create, req.build(Some(&self.stack.key_context(scopes)))).await.unwrap()
     }
 
-    async fn post(&self, body: &Value) -> Response<Body> {
+    pub(crate) async fn post(&self, body: &Value) -> Response<Body> {
         self.submit(DEVICE, Req::new("POST", "/inspections").json(body)).await
     }
 
-    async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
+    pub(crate) async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
         let mut req = Req::new("GET", "/inspections");
         for (name, value) in query {
             req = req.query(name, value);
@@ -125,7 +129,7 @@ struct Submitted {
     id: String,
 }
 
-fn inspection(vehicle_id: &str, performed_at: &str, brakes: &str) -> Value {
+pub(crate) fn inspection(vehicle_id: &str, performed_at: &str, brakes: &str) -> Value {
     json!({"vehicle_id": vehicle_id, "template_id": "tpl_pretrip", "type": "pre_trip", "inspector": "Ana Silva",
            "performed_at": performed_at, "odometer_km": 120500, "location": "Depot 3",
            "results": [{"item_id": "brakes", "status": brakes, "note": "soft pedal"}, {"item_id": "tyres", "status": "pass"}],

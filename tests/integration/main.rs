@@ -2,6 +2,8 @@
 //! Run them with `make test` (it starts DynamoDB Local and sets FLEETGATE_TEST_DYNAMODB_URL).
 
 mod authorizer;
+mod fault_proxy;
+mod faults;
 mod helpers;
 mod inspections;
 mod provisioner;

@@ -14,17 +14,21 @@ const FULL: &str = "vehicles:write inspections:write";
 const READ_ONLY: &str = "vehicles:read inspections:read";
 
 /// The four vehicle functions, wired to one test stack.
-struct Vehicles {
-    stack: TestStack,
-    list: list_vehicles::State,
-    get: get_vehicle::State,
-    create: create_vehicle::State,
-    update: update_vehicle::State,
+pub(crate) struct Vehicles {
+    pub(crate) stack: TestStack,
+    pub(crate) list: list_vehicles::State,
+    pub(crate) get: get_vehicle::State,
+    pub(crate) create: create_vehicle::State,
+    pub(crate) update: update_vehicle::State,
 }
 
 impl Vehicles {
     async fn new() -> Vehicles {
-        let stack = TestStack::new().await;
+        Vehicles::on(TestStack::new().await)
+    }
+
+    /// The functions as wired to `stack`'s client.
+    pub(crate) fn on(stack: TestStack) -> Vehicles {
         let idempotency =
             fleetgate_api::idempotency::IdempotencyStore::new(stack.client.clone(), stack.tables.fleet.clone());
         Vehicles {
@@ -40,20 +44,20 @@ impl Vehicles {
         }
     }
 
-    async fn post(&self, scopes: &str, req: Req) -> Response<Body> {
+    pub(crate) async fn post(&self, scopes: &str, req: Req) -> Response<Body> {
         create_vehicle::handler(&self.create, req.build(Some(&self.stack.key_context(scopes)))).await.unwrap()
     }
 
-    async fn create(&self, body: &Value) -> Response<Body> {
+    pub(crate) async fn create(&self, body: &Value) -> Response<Body> {
         self.post(FULL, Req::new("POST", "/vehicles").json(body)).await
     }
 
-    async fn get(&self, id: &str) -> Response<Body> {
+    pub(crate) async fn get(&self, id: &str) -> Response<Body> {
         let req = Req::with_id("GET", "/vehicles", id).build(Some(&self.stack.key_context(READ_ONLY)));
         get_vehicle::handler(&self.get, req).await.unwrap()
     }
 
-    async fn put(&self, id: &str, body: &Value, if_match: Option<&str>) -> Response<Body> {
+    pub(crate) async fn put(&self, id: &str, body: &Value, if_match: Option<&str>) -> Response<Body> {
         let mut req = Req::with_id("PUT", "/vehicles", id).json(body);
         if let Some(tag) = if_match {
             req = req.header("If-Match", tag);
@@ -61,7 +65,7 @@ impl Vehicles {
         update_vehicle::handler(&self.update, req.build(Some(&self.stack.key_context(FULL)))).await.unwrap()
     }
 
-    async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
+    pub(crate) async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
         let mut req = Req::new("GET", "/vehicles");
         for (name, value) in query {
             req = req.query(name, value);
@@ -70,7 +74,7 @@ impl Vehicles {
     }
 
     /// Every vehicle id of the tenant, straight from DynamoDB.
-    async fn stored_ids(&self) -> Vec<String> {
+    pub(crate) async fn stored_ids(&self) -> Vec<String> {
         let tenant = fleetgate_scopes::TenantId::parse(&self.stack.tenant).unwrap();
         let (vehicles, _) = self.stack.vehicle_store().list(&tenant, None, 100, None).await.unwrap();
         vehicles.into_iter().map(|v| v.id).collect()
@@ -78,12 +82,12 @@ impl Vehicles {
 }
 
 /// A valid body with a VIN made from `n`.
-fn truck(n: u32) -> Value {
+pub(crate) fn truck(n: u32) -> Value {
     json!({"vin": format!("1HGCM82633A{n:06}"), "name": format!("Truck {n}"), "make": "Volvo", "model": "FH16",
            "year": 2022, "license_plate": "AB-123", "status": "active", "odometer_km": 120000})
 }
 
-fn problem_code(response: &Response<Body>) -> String {
+pub(crate) fn problem_code(response: &Response<Body>) -> String {
     assert_eq!(header(response, "content-type"), Some("application/problem+json"), "{:?}", response.body());
     body_json(response)["code"].as_str().unwrap().to_owned()
 }

@@ -166,7 +166,10 @@ where
         Ok(()) => handle(call.clone(), req).await,
         Err(missing) => Err(missing.into()),
     };
-    if let (Err(err), Some(audit), true) = (&result, &gate.audit, route.method != "GET") {
+    // Refused writes are audited, except when DynamoDB itself is unavailable: that
+    // record could not be written either, and trying would double the time to answer.
+    let unavailable = matches!(result, Err(ApiError::ServiceUnavailable(_)));
+    if let (Err(err), Some(audit), true, false) = (&result, &gate.audit, route.method != "GET", unavailable) {
         let record = audit.record(&call, resource_id.as_deref(), err.code());
         if let Err(audit_err) = audit.append(&record).await {
             // The refusal stands either way; losing its record is logged loudly.

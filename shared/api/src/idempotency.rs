@@ -8,6 +8,12 @@
 //! 3. The winner's write transaction includes [`Claim::completion`], so the
 //!    record and the change it describes are committed together.
 //! 4. If the write fails, [`IdempotencyStore::release`] frees the key.
+//!
+//! Each claim carries a token of its own, so a claim whose answer was lost (and
+//! which the SDK's retry then finds in place) is recognised as this request's,
+//! and a claim left behind when even the release could not be written (DynamoDB
+//! gone mid-request) is taken over once its lease ends instead of blocking the
+//! key for a day.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,6 +40,9 @@ pub const RETENTION: time::Duration = time::Duration::hours(24);
 const REPLAYED_HEADERS: [&str; 3] = ["content-type", "location", "etag"];
 /// How long a duplicate waits for the first request to finish before answering 409.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(3);
+/// After this an in-progress claim is abandoned: longer than the function
+/// timeout (10 s), so its owner has certainly finished or been stopped.
+const CLAIM_LEASE: time::Duration = time::Duration::seconds(30);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct IdempotencyItem {
@@ -41,6 +50,10 @@ struct IdempotencyItem {
     sk: String,
     request_hash: String,
     state: ClaimState,
+    /// Which request holds the claim.
+    claim_token: String,
+    /// An in-progress claim older than this (unix seconds) may be taken over.
+    lease_expires_epoch: i64,
     created_at: Timestamp,
     expires_at_epoch: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +81,7 @@ pub struct Claim {
     pk: String,
     sk: String,
     request_hash: String,
+    token: String,
 }
 
 /// What to do with a POST.
@@ -108,6 +122,7 @@ impl IdempotencyStore {
             sk: format!("idem#{}#{key}", call.route.describe()),
             // serde_json's map is ordered by key, so the same JSON in another key order hashes alike.
             request_hash: hex(&Sha256::digest(body.to_string().as_bytes())),
+            token: crate::ids::new_sortable_id("claim_"),
         };
         let started = tokio::time::Instant::now();
         loop {
@@ -117,6 +132,10 @@ impl IdempotencyStore {
             let Some(existing) = self.read(&claim).await? else {
                 continue; // expired and deleted between our put and read: claim again
             };
+            if existing.state == ClaimState::InProgress && existing.claim_token == claim.token {
+                // Our put went through but its answer was lost; the SDK's retry found it.
+                return Ok(Begin::Proceed(Some(claim)));
+            }
             if existing.request_hash != claim.request_hash {
                 return Err(ApiError::Conflict {
                     detail: "This Idempotency-Key was already used with a different request body; use a new key for a new request.".into(),
@@ -142,6 +161,8 @@ impl IdempotencyStore {
             sk: claim.sk.clone(),
             request_hash: claim.request_hash.clone(),
             state: ClaimState::InProgress,
+            claim_token: claim.token.clone(),
+            lease_expires_epoch: now.plus(CLAIM_LEASE).unix_seconds(),
             created_at: now,
             expires_at_epoch: now.plus(RETENTION).unix_seconds(),
             response: None,
@@ -151,9 +172,14 @@ impl IdempotencyStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(&item)?))
-            // DynamoDB's TTL deletes lazily, so an expired record counts as absent.
-            .condition_expression("attribute_not_exists(sk) OR expires_at_epoch < :now")
+            // DynamoDB's TTL deletes lazily, so an expired record counts as absent;
+            // an in-progress claim past its lease was abandoned.
+            .condition_expression(
+                "attribute_not_exists(sk) OR expires_at_epoch < :now OR (#state = :in_progress AND lease_expires_epoch < :now)",
+            )
+            .expression_attribute_names("#state", "state")
             .expression_attribute_values(":now", serde_dynamo::to_attribute_value(now.unix_seconds())?)
+            .expression_attribute_values(":in_progress", serde_dynamo::to_attribute_value(ClaimState::InProgress)?)
             .send()
             .await;
         match result.map_err(DbError::from) {
@@ -177,7 +203,8 @@ impl IdempotencyStore {
         Ok(item.filter(|item| item.expires_at_epoch >= Timestamp::now().unix_seconds()))
     }
 
-    /// Frees the key after the work failed, so a retry can do it again.
+    /// Frees the key after the work failed, so a retry can do it again (only
+    /// while the claim is still this request's and unfinished).
     pub async fn release(&self, claim: Claim) {
         let result = self
             .client
@@ -185,16 +212,17 @@ impl IdempotencyStore {
             .table_name(&self.table)
             .key("pk", serde_dynamo::to_attribute_value(&claim.pk).expect("string"))
             .key("sk", serde_dynamo::to_attribute_value(&claim.sk).expect("string"))
-            .condition_expression("#state = :in_progress")
+            .condition_expression("#state = :in_progress AND claim_token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(
                 ":in_progress",
                 serde_dynamo::to_attribute_value(ClaimState::InProgress).expect("enum"),
             )
+            .expression_attribute_values(":token", serde_dynamo::to_attribute_value(&claim.token).expect("string"))
             .send()
             .await;
         if let Err(err) = result {
-            // The record expires within 24 h anyway; until then a retry gets 409.
+            // A retry can take the claim over once its lease ends.
             tracing::warn!(error = %DbError::from(err), "could not release an idempotency key");
         }
     }
@@ -220,12 +248,14 @@ impl Claim {
             .key("pk", attribute(&self.pk)?)
             .key("sk", attribute(&self.sk)?)
             .update_expression("SET #state = :completed, #response = :response")
-            .condition_expression("#state = :in_progress AND request_hash = :hash")
+            // Only while the claim is still ours: a claim taken over after its
+            // lease makes the late owner's whole transaction fail, not double up.
+            .condition_expression("#state = :in_progress AND claim_token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#response", "response")
             .expression_attribute_values(":completed", attribute(&ClaimState::Completed)?)
             .expression_attribute_values(":in_progress", attribute(&ClaimState::InProgress)?)
-            .expression_attribute_values(":hash", attribute(&self.request_hash)?)
+            .expression_attribute_values(":token", attribute(&self.token)?)
             .expression_attribute_values(":response", attribute(&stored)?)
             .build()
             .map_err(|e| internal(Box::new(e)))?;

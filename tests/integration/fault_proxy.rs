@@ -1,0 +1,184 @@
+//! A loopback TCP proxy in front of DynamoDB Local that breaks on command, so
+//! the functions meet real network faults: refused connections (DynamoDB
+//! stopped), silence (a black hole), and answers lost after DynamoDB acted.
+//! Every change of fault cuts the connections already open, as a restart would.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward everything.
+    None,
+    /// Nothing listens: connections are refused, as with DynamoDB stopped.
+    Down,
+    /// Connections are accepted and requests read, but nothing ever answers.
+    Silent,
+    /// Requests whose `X-Amz-Target` names `operation` reach DynamoDB, but the
+    /// next `count` of their answers are lost (the connection drops instead).
+    LoseAnswers { operation: &'static str, count: usize },
+}
+
+pub struct FaultProxy {
+    /// `http://127.0.0.1:<port>`, for a DynamoDB client.
+    pub endpoint: String,
+    address: String,
+    upstream: String,
+    fault: watch::Sender<Fault>,
+    /// Answers still to lose under `Fault::LoseAnswers`.
+    to_lose: Arc<Mutex<usize>>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream` (`http://host:port`) that starts without fault.
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let address = listener.local_addr().unwrap().to_string();
+        let (fault, _) = watch::channel(Fault::None);
+        let proxy = FaultProxy {
+            endpoint: format!("http://{address}"),
+            address,
+            upstream: upstream.trim_start_matches("http://").to_owned(),
+            fault,
+            to_lose: Arc::new(Mutex::new(0)),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    /// Switches to `fault`, cutting every open connection.
+    pub async fn set(&self, fault: Fault) {
+        let was_down = *self.fault.borrow() == Fault::Down;
+        if let Fault::LoseAnswers { count, .. } = fault {
+            *self.to_lose.lock().unwrap() = count;
+        }
+        self.fault.send_replace(fault.clone());
+        if was_down && fault != Fault::Down {
+            // Listen again on the same port, as a restarted DynamoDB would.
+            let listener = loop {
+                match TcpListener::bind(&self.address).await {
+                    Ok(listener) => break listener,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            };
+            self.serve(listener);
+        }
+    }
+
+    /// Answers `Fault::LoseAnswers` has yet to lose (0 once it has struck `count` times).
+    pub fn answers_left_to_lose(&self) -> usize {
+        *self.to_lose.lock().unwrap()
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let mut faults = self.fault.subscribe();
+        let upstream = self.upstream.clone();
+        let to_lose = self.to_lose.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((inbound, _)) = accepted else { return };
+                        let fault = faults.borrow().clone();
+                        tokio::spawn(connection(inbound, upstream.clone(), fault, faults.clone(), to_lose.clone()));
+                    }
+                    changed = faults.changed() => {
+                        // Down: drop the listener so connections are refused.
+                        if changed.is_err() || *faults.borrow() == Fault::Down {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One client connection under `fault`, until it ends or the fault changes.
+async fn connection(
+    mut inbound: TcpStream,
+    upstream: String,
+    fault: Fault,
+    mut faults: watch::Receiver<Fault>,
+    to_lose: Arc<Mutex<usize>>,
+) {
+    faults.mark_unchanged();
+    let work = async {
+        match fault {
+            Fault::Down => {}
+            Fault::Silent => {
+                let mut sink = [0u8; 16 * 1024];
+                while matches!(inbound.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
+            Fault::None => {
+                if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            }
+            Fault::LoseAnswers { operation, .. } => {
+                let Ok(outbound) = TcpStream::connect(&upstream).await else { return };
+                lose_answers(inbound, outbound, operation, to_lose).await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = faults.changed() => {} // dropping the streams cuts the connection
+    }
+}
+
+/// Forwards requests; once a request for `operation` went upstream (and while
+/// answers remain to lose), the answer that follows is swallowed and the
+/// connection dropped, so the client cannot tell whether DynamoDB acted.
+async fn lose_answers(inbound: TcpStream, outbound: TcpStream, operation: &str, to_lose: Arc<Mutex<usize>>) {
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut upstream_read, mut upstream_write) = outbound.into_split();
+    let target = format!("DynamoDB_20120810.{operation}\r\n");
+    let (doomed_tx, doomed_rx) = watch::channel(false);
+    let requests = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // The SDK writes a request's headers in one piece, so the target is in one read.
+            if contains(&buffer[..n], target.as_bytes()) {
+                let mut left = to_lose.lock().unwrap();
+                if *left > 0 {
+                    *left -= 1;
+                    doomed_tx.send_replace(true);
+                }
+            }
+            if upstream_write.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let answers = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match upstream_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if *doomed_rx.borrow() {
+                return; // DynamoDB answered; the client never hears it
+            }
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = answers => {}
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle))
+}
