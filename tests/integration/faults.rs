@@ -348,3 +348,36 @@ async fn a_claim_abandoned_by_a_request_that_died_is_taken_over_after_its_lease(
     assert_eq!(header(&created, "idempotent-replayed"), None);
     assert_eq!(stack.assert_whole().await.0, 2);
 }
+
+#[tokio::test]
+async fn a_panic_in_a_handler_is_a_500_problem_without_internals_and_the_refusal_is_audited() {
+    let stack = TestStack::new().await;
+    let gate = stack.gate();
+    let route = &fleetgate_scopes::routes::CREATE_VEHICLE;
+    let req = Req::new("POST", "/vehicles").json(&truck(1)).build(Some(&stack.key_context(FULL)));
+    let response = fleetgate_api::http::serve(&gate, route, req, |_, _| async {
+        let secret = "table fleet-prod at 10.0.0.7";
+        if !secret.is_empty() {
+            panic!("bug while writing to {secret}");
+        }
+        Ok(Response::new(Body::Empty))
+    })
+    .await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(header(&response, "content-type"), Some("application/problem+json"));
+    let problem = body_json(&response);
+    assert_eq!(problem["code"], "internal_error");
+    assert_eq!(problem["request_id"], "gw-req-1", "the client can quote the request id");
+    assert!(!problem.to_string().contains("10.0.0.7") && !problem.to_string().contains("panic"), "{problem}");
+    // The key's scopes are reported as on any answer, and the refused write is on record.
+    assert!(header(&response, "x-key-scopes").is_some());
+    assert_eq!(stack.audit_trail().await, [("POST /vehicles".into(), None, "internal_error".into())]);
+}
+
+#[test]
+fn release_builds_unwind_so_a_panic_can_be_answered() {
+    let manifest: toml::Table =
+        std::fs::read_to_string(fleetgate_local::workspace_root().join("Cargo.toml")).unwrap().parse().unwrap();
+    let release = manifest["profile"]["release"].as_table().unwrap();
+    assert_ne!(release.get("panic").and_then(|p| p.as_str()), Some("abort"), "serve() relies on catch_unwind");
+}

@@ -2,6 +2,9 @@
 //! and problem responses, and one log line per request.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use http::{HeaderValue, StatusCode};
@@ -163,7 +166,11 @@ where
     let resource_id = req.path_parameters_ref().and_then(|params| params.first("id")).map(bounded_id);
     let call = Call { auth: auth.clone(), request_id: request_id.clone(), route };
     let result = match auth.require(route) {
-        Ok(()) => handle(call.clone(), req).await,
+        // A panic (a bug) becomes a plain 500 problem: the Lambda runtime would
+        // otherwise fail the invocation and API Gateway answer a bare 502.
+        Ok(()) => AssertUnwindSafe(handle(call.clone(), req)).catch_unwind().await.unwrap_or_else(|panic| {
+            Err(ApiError::Internal(format!("handler panicked: {}", panic_message(&*panic)).into()))
+        }),
         Err(missing) => Err(missing.into()),
     };
     // Refused writes are audited, except when DynamoDB itself is unavailable: that
@@ -177,6 +184,11 @@ where
         }
     }
     finish(route, &request_id, Some(&auth), result)
+}
+
+/// The text a panic was raised with, for the log (never the response).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("")
 }
 
 /// A path id as recorded in the audit trail: bounded, whatever the client sent.
