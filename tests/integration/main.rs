@@ -6,6 +6,7 @@ mod fault_proxy;
 mod faults;
 mod helpers;
 mod inspections;
+mod limits;
 mod provisioner;
 mod route_table;
 mod template_policies;

@@ -208,6 +208,59 @@ async fn list_keys_hides_revoked_unless_asked_and_finds_unused_keys() {
 }
 
 #[tokio::test]
+async fn list_keys_pages_with_cursors_that_hold_no_key_hash() {
+    let stack = TestStack::new().await;
+    let mut created = Vec::new();
+    for _ in 0..5 {
+        let (api_key, key_id) = stack.create_key(&["vehicles:read"]).await;
+        created.push((ApiKey::parse(&api_key).unwrap().hash().as_str().to_owned(), key_id));
+    }
+    stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": created[0].1})).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    let mut pages = 0;
+    loop {
+        let mut event = json!({"action": "list_keys", "tenant_id": stack.tenant, "limit": 2, "include_revoked": true});
+        if !cursor.is_null() {
+            event["cursor"] = cursor.clone();
+        }
+        let page = stack.provision(event).await.unwrap();
+        pages += 1;
+        let keys = page["keys"].as_array().unwrap();
+        assert!(keys.len() <= 2);
+        seen.extend(keys.iter().map(|k| k["key_id"].as_str().unwrap().to_owned()));
+        cursor = page["next_cursor"].clone();
+        let Some(text) = cursor.as_str() else { break };
+        let position = text.split('.').next().unwrap();
+        let decoded = String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, position).unwrap(),
+        )
+        .unwrap();
+        for (hash, _) in &created {
+            assert!(!decoded.contains(hash.as_str()) && !text.contains(hash.as_str()), "a cursor carries a key hash");
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut expected: Vec<String> = created.iter().map(|(_, id)| id.clone()).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every key once, in key id order");
+
+    // The same cursor with other filters, or edited, is refused.
+    let first = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "limit": 2, "include_revoked": true}))
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let refused = json!({"action": "list_keys", "tenant_id": stack.tenant, "limit": 2, "cursor": cursor});
+    expect_refusal(&stack, refused, "invalid_field").await;
+    // Without include_revoked the revoked key is filtered out of its page.
+    let active = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!(active["keys"].as_array().unwrap().len(), 4);
+    assert_eq!(active["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
 async fn rotation_issues_a_twin_and_retires_the_old_key_after_the_grace_period() {
     let stack = TestStack::new().await;
     let authorizer = stack.authorizer();

@@ -9,6 +9,7 @@ use fleetgate_api::Timestamp;
 use fleetgate_api::audit::AuditRecord;
 use fleetgate_api::dynamo::DbError;
 use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, new_public_id};
+use fleetgate_api::list::{MAX_LIMIT, query_identity};
 use fleetgate_scopes::{Environment, Preset, ScopeSet, TenantId};
 
 use crate::{KeyView, ProvisionError, State};
@@ -21,6 +22,8 @@ const MAX_TEXT_CHARS: usize = 500;
 const MAX_SCOPES: usize = 32;
 const MAX_LIFETIME_DAYS: i64 = 3650;
 const MAX_GRACE_HOURS: i64 = 168;
+/// What a `list_keys` cursor holds: the last key id of the page.
+const CURSOR_KEY_ID: &str = "after_key_id";
 const DEFAULT_GRACE_HOURS: i64 = 24;
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +46,8 @@ pub struct ListKeys {
     #[serde(default)]
     include_revoked: bool,
     unused_for_days: Option<i64>,
+    limit: Option<i32>,
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,20 +124,41 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
             return Err(ProvisionError::field("unused_for_days", format!("must be 1 to {MAX_LIFETIME_DAYS}")));
         }
     };
-    let mut keys: Vec<KeyView> = state
-        .keys
-        .list(&tenant_id)
-        .await?
+    let limit = input.limit.unwrap_or(MAX_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ProvisionError::field("limit", format!("must be 1 to {MAX_LIMIT}")));
+    }
+    // Filters are applied to each page read, so a page may hold fewer than `limit` keys.
+    let unused_text = input.unused_for_days.map(|days| days.to_string());
+    let query = query_identity(
+        tenant_id.as_str(),
+        "list_keys",
+        &[
+            ("include_revoked", Some(if input.include_revoked { "true" } else { "false" })),
+            ("unused_for_days", unused_text.as_deref()),
+        ],
+    );
+    let after = match input.cursor.as_deref() {
+        None => None,
+        Some(cursor) => {
+            let position = state.cursors.decode(&query, cursor).map_err(|_| {
+                ProvisionError::field("cursor", "not a cursor of this tenant's key list with these filters")
+            })?;
+            Some(position.get(CURSOR_KEY_ID).cloned().ok_or_else(|| ProvisionError::field("cursor", "malformed"))?)
+        }
+    };
+    let (records, last) = state.keys.list(&tenant_id, after.as_deref(), limit).await?;
+    let keys: Vec<KeyView> = records
         .into_iter()
         .filter(|key| input.include_revoked || key.revoked_at.is_none())
         // Never used counts from creation: a key made yesterday is not "unused for 30 days".
         .filter(|key| unused_since.is_none_or(|since| key.last_used_at.unwrap_or(key.created_at) <= since))
         .map(|key| KeyView::of(key, now))
         .collect();
-    keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.key_id.cmp(&b.key_id)));
+    let next_cursor = last.map(|key_id| state.cursors.encode(&query, &[(CURSOR_KEY_ID.to_owned(), key_id)].into()));
     let audit = AuditRecord::new(tenant_id, None, "list_keys", None, "ok", request_id, state.audit.retention_days());
     state.audit.append(&audit).await?;
-    Ok(serde_json::json!({ "keys": keys }))
+    Ok(serde_json::json!({ "keys": keys, "next_cursor": next_cursor }))
 }
 
 pub async fn get_key(state: &State, input: GetKey, request_id: &str) -> Result<Value> {

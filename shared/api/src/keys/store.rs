@@ -119,29 +119,35 @@ impl KeyStore {
         Ok(item.map(serde_dynamo::from_item).transpose()?)
     }
 
-    /// Every key of a tenant, ordered by key id.
-    pub async fn list(&self, tenant_id: &TenantId) -> Result<Vec<KeyRecord>, DbError> {
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(TENANT_INDEX)
-                .key_condition_expression("tenant_id = :tenant")
-                .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for item in output.items.unwrap_or_default() {
-                keys.push(serde_dynamo::from_item(item)?);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(keys);
-            }
-        }
+    /// Up to `limit` keys of a tenant after key id `after`, in key id order, and
+    /// the last key id returned when more follow. The position is a key id, not
+    /// DynamoDB's start key, so a cursor made from it never carries a key hash.
+    pub async fn list(
+        &self,
+        tenant_id: &TenantId,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<KeyRecord>, Option<String>), DbError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(TENANT_INDEX)
+            .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?)
+            // One extra key tells whether another page follows.
+            .limit(limit + 1);
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("tenant_id = :tenant AND key_id > :after")
+                .expression_attribute_values(":after", serde_dynamo::to_attribute_value(after)?),
+            None => query.key_condition_expression("tenant_id = :tenant"),
+        };
+        let items = query.send().await?.items.unwrap_or_default();
+        let mut keys: Vec<KeyRecord> = items.into_iter().map(serde_dynamo::from_item).collect::<Result<_, _>>()?;
+        let more = keys.len() > limit as usize;
+        keys.truncate(limit as usize);
+        let next = if more { keys.last().map(|key| key.key_id.clone()) } else { None };
+        Ok((keys, next))
     }
 
     /// Stores a new key and its audit record atomically.
