@@ -13,6 +13,7 @@ trap 'trap "" INT TERM; exit 130' INT TERM
 DYNAMODB_PORT=8000
 API_PORT=9000
 export_local_aws_env "$DYNAMODB_PORT" # inherited by local-stack and, through cargo lambda watch, the functions
+export RUST_LOG="${RUST_LOG:-info}"
 
 step "checking tools (installs into .tools/ on first run)"
 "$root/infra/bootstrap.sh" lambda dynamodb

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_norway::Value;
 
 pub mod openapi;
+pub mod secrets;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 

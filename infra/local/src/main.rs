@@ -1,5 +1,6 @@
 //! `local-stack setup`: creates the local tables from the SAM template and seeds
 //! the `demo` tenant through the provisioner's own handler, then prints the demo keys.
+//! `local-stack check-secrets <log>...`: fails if a table or log leaks a key (make test).
 //! Configuration comes from `[workspace.metadata.lambda.env]`, the same env the
 //! functions get under `cargo lambda watch`; variables already set win.
 
@@ -22,9 +23,9 @@ fn main() -> Result<(), Error> {
         println!("{}", serde_json::to_string_pretty(&fleetgate_local::openapi::document())?);
         return Ok(());
     }
-    if command != "setup" && command != "tables" {
+    if !["setup", "tables", "check-secrets"].contains(&command.as_str()) {
         eprintln!(
-            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json"
+            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack check-secrets <log>...  # no key in tables or logs, no key hash in logs"
         );
         std::process::exit(2);
     }
@@ -47,6 +48,17 @@ async fn run(command: &str) -> Result<(), Error> {
         fleet: std::env::var("FLEET_TABLE")?,
         audit: std::env::var("AUDIT_TABLE")?,
     };
+    if command == "check-secrets" {
+        let logs: Vec<String> = std::env::args().skip(2).collect();
+        let checked = fleetgate_local::secrets::check(&client, &names, &logs).await?;
+        eprintln!(
+            "==> no API key in {} stored items; no key and none of {} key hashes in {} KiB of logs",
+            checked.items,
+            checked.key_hashes,
+            checked.log_bytes / 1024
+        );
+        return Ok(());
+    }
     create_tables(&client, &Template::load_default()?, &names).await?;
     eprintln!("==> tables ready: {}, {}, {}", names.keys, names.fleet, names.audit);
     if command == "tables" {
