@@ -20,7 +20,7 @@ const KEY_BODY_CHARS: usize = 36;
 pub fn find_api_key(text: &str) -> Option<&str> {
     KEY_PREFIXES.iter().find_map(|prefix| {
         text.match_indices(prefix).find_map(|(at, _)| {
-            let body = text[at + prefix.len()..].as_bytes();
+            let body = &text.as_bytes()[at + prefix.len()..];
             let alnum = body.iter().take(KEY_BODY_CHARS).take_while(|b| b.is_ascii_alphanumeric()).count();
             (alnum == KEY_BODY_CHARS).then(|| &text[at..at + prefix.len() + KEY_BODY_CHARS])
         })
