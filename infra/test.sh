@@ -34,6 +34,9 @@ step "unit, property and integration tests (DynamoDB Local on :$DYNAMODB_PORT)"
 cargo test --workspace --exclude fleetgate-tests
 cargo test -p fleetgate-tests --test integration
 
+step "fuzz targets: every parser of untrusted input, 15 s each (make fuzz runs longer)"
+FLEETGATE_FUZZ_SECONDS=${FUZZ_SECONDS:-15} cargo test -p fleetgate-tests --test fuzz -- --nocapture
+
 step "end-to-end through cargo lambda watch on :$API_PORT"
 # The functions get [workspace.metadata.lambda.env] plus this environment (the endpoint).
 export_local_aws_env "$DYNAMODB_PORT"
