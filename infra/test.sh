@@ -47,7 +47,11 @@ cargo run --quiet -p fleetgate-local --bin local-stack -- tables
 # schemathesis' .hypothesis/ database, would restart every function mid-request).
 start_watch_background "$API_PORT" --ignore-changes
 wait_for_port "$API_PORT" 60 "cargo lambda watch"
-FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT" cargo test -p fleetgate-tests --test e2e
+export FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT"
+cargo test -p fleetgate-tests --test e2e
+
+step "concurrency soak: 2,000 mixed requests over 32 connections, then every write counted in DynamoDB"
+cargo test -p fleetgate-tests --test soak -- --nocapture
 
 step "contract: schemathesis against docs/openapi.json through cargo lambda watch"
 # A tenant of its own with a template, and two keys: full-fleet, then read-only.
