@@ -80,6 +80,11 @@ step "no key material in the functions' debug logs or in any table"
 # runs (keys were created, used, rotated and revoked): no API key and no hash of any
 # key in the keys table; and no table item holds a plaintext key.
 cargo run --quiet -p fleetgate-local --bin local-stack -- check-secrets ".local/watch-$API_PORT.log"
+# Logs carry ids, never bodies: the soak's VINs travelled only in bodies.
+if grep -q "5YJ3E1EA7KF" ".local/watch-$API_PORT.log"; then
+  echo "error: a request body field (a soak VIN) appears in the functions' log" >&2
+  exit 1
+fi
 
 step "sam build (arm64, BuildMethod rust-cargolambda)"
 # Proves the template builds every function for provided.al2023/arm64. Release

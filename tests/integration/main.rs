@@ -9,6 +9,7 @@ mod inspections;
 mod limits;
 mod provisioner;
 mod route_table;
+mod security_doc;
 mod template_policies;
 mod vehicles;
 mod whoami;
