@@ -1,6 +1,7 @@
 //! A loopback TCP proxy in front of DynamoDB Local that breaks on command, so
 //! the functions meet real network faults: refused connections (DynamoDB
-//! stopped), silence (a black hole), and answers lost after DynamoDB acted.
+//! stopped), silence (a black hole), throttling, and answers lost after
+//! DynamoDB acted.
 //! Every change of fault cuts the connections already open, as a restart would.
 
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,8 @@ pub enum Fault {
     Down,
     /// Connections are accepted and requests read, but nothing ever answers.
     Silent,
+    /// Every request is answered with DynamoDB's throttling error, as a table over capacity is.
+    Throttled,
     /// Requests whose `X-Amz-Target` names `operation` reach DynamoDB, but the
     /// next `count` of their answers are lost (the connection drops instead).
     LoseAnswers { operation: &'static str, count: usize },
@@ -113,6 +116,7 @@ async fn connection(
                 let mut sink = [0u8; 16 * 1024];
                 while matches!(inbound.read(&mut sink).await, Ok(n) if n > 0) {}
             }
+            Fault::Throttled => answer_throttled(inbound).await,
             Fault::None => {
                 if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -127,6 +131,41 @@ async fn connection(
     tokio::select! {
         _ = work => {}
         _ = faults.changed() => {} // dropping the streams cuts the connection
+    }
+}
+
+/// Answers each request (headers, then `Content-Length` bytes of body) with
+/// `ProvisionedThroughputExceededException`, on a kept-alive connection.
+async fn answer_throttled(mut inbound: TcpStream) {
+    const BODY: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: throttled\r\nContent-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let request_len = loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let headers = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                let body_len = headers
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buffer.len() >= end + 4 + body_len {
+                    break end + 4 + body_len;
+                }
+            }
+            match inbound.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            }
+        };
+        buffer.drain(..request_len);
+        if inbound.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! DynamoDB down, silent or losing answers, met through a fault proxy by the
+//! DynamoDB down, silent, throttling or losing answers, met through a fault proxy by the
 //! real handlers: every endpoint answers a 503 problem with `Retry-After` within
 //! the function timeout, the authorizer fails closed, the same warm state works
 //! again once DynamoDB is back, and no write is ever left half done.
@@ -243,12 +243,12 @@ fn assert_all_succeed(outcomes: &[Outcome]) {
 }
 
 #[tokio::test]
-async fn with_dynamodb_down_or_silent_every_endpoint_answers_503_and_recovers_without_restart() {
+async fn with_dynamodb_down_silent_or_throttling_every_endpoint_answers_503_and_recovers_without_restart() {
     let stack = Stack::new().await;
     assert_all_succeed(&stack.call_every_endpoint().await);
     let mut counts = stack.assert_whole().await;
 
-    for fault in [Fault::Down, Fault::Silent] {
+    for fault in [Fault::Down, Fault::Silent, Fault::Throttled] {
         stack.proxy.set(fault.clone()).await;
         let outcomes = stack.call_every_endpoint().await;
         assert_unavailable(&outcomes, &stack.proxy);

@@ -26,3 +26,32 @@ fn every_test_named_in_security_md_exists() {
         assert!(defined, "SECURITY.md names {path}::{function}, which does not exist");
     }
 }
+
+/// Per-request DynamoDB work is bounded by keys and pages: no function's code
+/// scans a table (IAM grants no Scan either, see template_policies.rs).
+#[test]
+fn no_function_code_scans_a_table() {
+    let root = workspace_root();
+    let mut sources = Vec::new();
+    for dir in ["functions", "shared"] {
+        collect_rust_files(&root.join(dir), &mut sources);
+    }
+    assert!(sources.len() > 20, "found {} sources", sources.len());
+    for path in sources {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for call in [".scan()", "ScanInput", "operation::scan"] {
+            assert!(!text.contains(call), "{} calls DynamoDB Scan ({call})", path.display());
+        }
+    }
+}
+
+fn collect_rust_files(dir: &std::path::Path, into: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_rust_files(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push(path);
+        }
+    }
+}
