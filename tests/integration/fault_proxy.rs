@@ -4,7 +4,9 @@
 //! DynamoDB acted.
 //! Every change of fault cuts the connections already open, as a restart would.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +35,8 @@ pub struct FaultProxy {
     fault: watch::Sender<Fault>,
     /// Answers still to lose under `Fault::LoseAnswers`.
     to_lose: Arc<Mutex<usize>>,
+    /// Client connections currently open.
+    open: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
@@ -47,24 +51,33 @@ impl FaultProxy {
             upstream: upstream.trim_start_matches("http://").to_owned(),
             fault,
             to_lose: Arc::new(Mutex::new(0)),
+            open: Arc::new(AtomicUsize::new(0)),
         };
         proxy.serve(listener);
         proxy
     }
 
-    /// Switches to `fault`, cutting every open connection.
+    /// Switches to `fault`, cutting every open connection, and returns once they
+    /// are closed and the clients have had a moment to notice (as after a restart).
     pub async fn set(&self, fault: Fault) {
         let was_down = *self.fault.borrow() == Fault::Down;
         if let Fault::LoseAnswers { count, .. } = fault {
             *self.to_lose.lock().unwrap() = count;
         }
         self.fault.send_replace(fault.clone());
+        for _ in 0..100 {
+            if self.open.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         if was_down && fault != Fault::Down {
             // Listen again on the same port, as a restarted DynamoDB would.
             let listener = loop {
                 match TcpListener::bind(&self.address).await {
                     Ok(listener) => break listener,
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             };
             self.serve(listener);
@@ -80,13 +93,20 @@ impl FaultProxy {
         let mut faults = self.fault.subscribe();
         let upstream = self.upstream.clone();
         let to_lose = self.to_lose.clone();
+        let open = self.open.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((inbound, _)) = accepted else { return };
                         let fault = faults.borrow().clone();
-                        tokio::spawn(connection(inbound, upstream.clone(), fault, faults.clone(), to_lose.clone()));
+                        open.fetch_add(1, Ordering::SeqCst);
+                        let open = open.clone();
+                        let connection = connection(inbound, upstream.clone(), fault, faults.clone(), to_lose.clone());
+                        tokio::spawn(async move {
+                            connection.await;
+                            open.fetch_sub(1, Ordering::SeqCst);
+                        });
                     }
                     changed = faults.changed() => {
                         // Down: drop the listener so connections are refused.
