@@ -40,12 +40,11 @@ FLEETGATE_FUZZ_SECONDS=${FUZZ_SECONDS:-15} cargo test -p fleetgate-tests --test 
 step "end-to-end through cargo lambda watch on :$API_PORT"
 # The functions get [workspace.metadata.lambda.env] plus this environment (the endpoint).
 export_local_aws_env "$DYNAMODB_PORT"
-# Debug level everywhere, so the secrets scan below reads the most the functions ever log.
-export RUST_LOG=debug
 cargo run --quiet -p fleetgate-local --bin local-stack -- tables
 # --ignore-changes: no hot reload while tests run (a file written meanwhile, such as
 # schemathesis' .hypothesis/ database, would restart every function mid-request).
-start_watch_background "$API_PORT" --ignore-changes
+# The functions log at debug level, so the secrets scan below reads the most they ever log.
+RUST_LOG=debug start_watch_background "$API_PORT" --ignore-changes
 wait_for_port "$API_PORT" 60 "cargo lambda watch"
 export FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT"
 cargo test -p fleetgate-tests --test e2e
