@@ -2,6 +2,12 @@
 //! DynamoDB client, API keys (format, store, resolver), audit, and the
 //! endpoint runner that authenticates and scope-checks each request.
 
+// `http::serve` answers a handler panic with a 500 problem by catching the unwind.
+// Built with panic = "abort" (what cargo lambda, and so `sam build`, uses when the
+// release profile does not say), a panic would kill the function instead: refuse.
+#[cfg(panic = "abort")]
+compile_error!("fleetgate needs panic = \"unwind\" (see [profile.release] in the workspace Cargo.toml)");
+
 pub mod audit;
 pub mod dynamo;
 pub mod error;
