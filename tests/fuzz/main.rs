@@ -283,16 +283,7 @@ fn pretrip() -> Template {
         {"id": "brakes", "label": "Brakes"}, {"id": "tyres", "label": "Tyres"},
         {"id": "radio", "label": "Radio", "required": false}]}))
     .unwrap();
-    let now = Timestamp::now();
-    Template {
-        id: input.id,
-        name: input.name,
-        description: input.description,
-        items: input.items,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    Template::next_version(input, None, Timestamp::now())
 }
 
 #[test]

@@ -12,7 +12,7 @@ use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, new_public_id};
 use fleetgate_api::list::{MAX_LIMIT, query_identity};
 use fleetgate_scopes::{Environment, Preset, ScopeSet, TenantId};
 
-use crate::{KeyView, ProvisionError, State};
+use crate::{KeyView, ProvisionError, State, page_limit, page_start};
 
 type Result<T, E = ProvisionError> = std::result::Result<T, E>;
 
@@ -124,10 +124,7 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
             return Err(ProvisionError::field("unused_for_days", format!("must be 1 to {MAX_LIFETIME_DAYS}")));
         }
     };
-    let limit = input.limit.unwrap_or(MAX_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ProvisionError::field("limit", format!("must be 1 to {MAX_LIMIT}")));
-    }
+    let limit = page_limit(input.limit, MAX_LIMIT)?;
     // Filters are applied to each page read, so a page may hold fewer than `limit` keys.
     let unused_text = input.unused_for_days.map(|days| days.to_string());
     let query = query_identity(
@@ -138,13 +135,10 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
             ("unused_for_days", unused_text.as_deref()),
         ],
     );
-    let after = match input.cursor.as_deref() {
+    let after = match page_start(state, &query, input.cursor.as_deref(), "key list")? {
         None => None,
-        Some(cursor) => {
-            let position = state.cursors.decode(&query, cursor).map_err(|_| {
-                ProvisionError::field("cursor", "not a cursor of this tenant's key list with these filters")
-            })?;
-            Some(position.get(CURSOR_KEY_ID).cloned().ok_or_else(|| ProvisionError::field("cursor", "malformed"))?)
+        Some(mut position) => {
+            Some(position.remove(CURSOR_KEY_ID).ok_or_else(|| ProvisionError::field("cursor", "malformed"))?)
         }
     };
     let (records, last) = state.keys.list(&tenant_id, after.as_deref(), limit).await?;

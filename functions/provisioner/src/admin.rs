@@ -4,12 +4,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use fleetgate_api::audit::AuditRecord;
-use fleetgate_api::list::{DEFAULT_LIMIT, MAX_LIMIT, query_identity};
+use fleetgate_api::list::{DEFAULT_LIMIT, query_identity};
 use fleetgate_api::{ApiError, Timestamp};
 use fleetgate_fleet::templates::TemplateInput;
 use fleetgate_scopes::TenantId;
 
-use crate::{ProvisionError, State};
+use crate::{ProvisionError, State, page_limit, page_start};
 
 type Result<T, E = ProvisionError> = std::result::Result<T, E>;
 
@@ -91,16 +91,10 @@ pub async fn list_audit(state: &State, input: ListAudit, request_id: &str) -> Re
             Timestamp::parse(text).ok_or_else(|| ProvisionError::field("since", "must be an RFC 3339 timestamp"))
         })
         .transpose()?;
-    let limit = input.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ProvisionError::field("limit", format!("must be 1 to {MAX_LIMIT}")));
-    }
+    let limit = page_limit(input.limit, DEFAULT_LIMIT)?;
     let since_text = since.map(|t| t.to_string());
     let query = query_identity(tenant_id.as_str(), "list_audit", &[("since", since_text.as_deref())]);
-    let start =
-        input.cursor.as_deref().map(|cursor| state.cursors.decode(&query, cursor)).transpose().map_err(|_| {
-            ProvisionError::field("cursor", "not a cursor of this tenant's audit list with these filters")
-        })?;
+    let start = page_start(state, &query, input.cursor.as_deref(), "audit list")?;
     let (records, next) = state.audit.list(&tenant_id, since, limit, start.as_ref()).await?;
     let records: Vec<AuditEntry> = records.into_iter().map(AuditEntry::from).collect();
     let next_cursor = next.map(|position| state.cursors.encode(&query, &position));

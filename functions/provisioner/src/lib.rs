@@ -16,7 +16,7 @@ use serde_json::Value;
 use fleetgate_api::audit::AuditLog;
 use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::keys::KeyStore;
-use fleetgate_api::list::CursorSigner;
+use fleetgate_api::list::{CursorSigner, MAX_LIMIT, Position};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_scopes::Environment;
 
@@ -33,7 +33,7 @@ pub struct State {
     pub keys: KeyStore,
     pub audit: AuditLog,
     pub templates: TemplateStore,
-    /// Signs `list_audit` cursors.
+    /// Signs `list_keys` and `list_audit` cursors.
     pub cursors: CursorSigner,
     /// The environment this deployment issues keys for (and its authorizer accepts).
     pub environment: Environment,
@@ -54,6 +54,27 @@ impl State {
             authorizer_cache: AuthorizerCache::from_env(),
         })
     }
+}
+
+/// A list action's `limit`: `default` when absent, else 1 to 100.
+fn page_limit(limit: Option<i32>, default: i32) -> Result<i32, ProvisionError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ProvisionError::field("limit", format!("must be 1 to {MAX_LIMIT}")));
+    }
+    Ok(limit)
+}
+
+/// Where a list action resumes: the position in `cursor`, if it was made for `query`.
+fn page_start(
+    state: &State,
+    query: &str,
+    cursor: Option<&str>,
+    list: &str,
+) -> Result<Option<Position>, ProvisionError> {
+    cursor.map(|cursor| state.cursors.decode(query, cursor)).transpose().map_err(|_| {
+        ProvisionError::field("cursor", format!("not a cursor of this tenant's {list} with these filters"))
+    })
 }
 
 #[tracing::instrument(name = "provisioner", skip_all, fields(request_id = %event.context.request_id))]

@@ -42,6 +42,21 @@ pub struct Template {
     pub updated_at: Timestamp,
 }
 
+impl Template {
+    /// `input` as the version after `current` (version 1 when there is none).
+    pub fn next_version(input: TemplateInput, current: Option<&Template>, now: Timestamp) -> Template {
+        Template {
+            id: input.id,
+            name: input.name,
+            description: input.description,
+            items: input.items,
+            version: current.map_or(1, |t| t.version + 1),
+            created_at: current.map_or(now, |t| t.created_at),
+            updated_at: now,
+        }
+    }
+}
+
 /// The admin's input: everything but version and timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateInput {
@@ -163,16 +178,7 @@ impl TemplateStore {
         audit: TransactWriteItem,
     ) -> Result<Template, DbError> {
         let current = self.get(tenant, &input.id).await?;
-        let now = Timestamp::now();
-        let template = Template {
-            id: input.id,
-            name: input.name,
-            description: input.description,
-            items: input.items,
-            version: current.as_ref().map_or(1, |t| t.version + 1),
-            created_at: current.as_ref().map_or(now, |t| t.created_at),
-            updated_at: now,
-        };
+        let template = Template::next_version(input, current.as_ref(), Timestamp::now());
         let record = TemplateItemRecord { pk: tenant.to_string(), sk: template_sk(&template.id), template };
         let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(&record)?));
         // Replace exactly the version read, so two admins cannot both make version N+1.

@@ -9,6 +9,7 @@ use fleetgate_scopes::{Environment, ScopeSet, TenantId};
 
 use crate::dynamo::{ConfigError, DbError, env_var, transact_write};
 use crate::keys::KeyHash;
+use crate::list::query_page;
 use crate::timestamp::Timestamp;
 
 /// Name of the keys table's per-tenant index (also in `infra/template.yaml`).
@@ -120,8 +121,9 @@ impl KeyStore {
     }
 
     /// Up to `limit` keys of a tenant after key id `after`, in key id order, and
-    /// the last key id returned when more follow. The position is a key id, not
-    /// DynamoDB's start key, so a cursor made from it never carries a key hash.
+    /// the last key id returned when more follow. The position is a key id in the
+    /// key condition, not DynamoDB's start key (which holds the key hash), so a
+    /// cursor made from it never carries a hash.
     pub async fn list(
         &self,
         tenant_id: &TenantId,
@@ -133,21 +135,15 @@ impl KeyStore {
             .query()
             .table_name(&self.table)
             .index_name(TENANT_INDEX)
-            .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?)
-            // One extra key tells whether another page follows.
-            .limit(limit + 1);
+            .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?);
         query = match after {
             Some(after) => query
                 .key_condition_expression("tenant_id = :tenant AND key_id > :after")
                 .expression_attribute_values(":after", serde_dynamo::to_attribute_value(after)?),
             None => query.key_condition_expression("tenant_id = :tenant"),
         };
-        let items = query.send().await?.items.unwrap_or_default();
-        let mut keys: Vec<KeyRecord> = items.into_iter().map(serde_dynamo::from_item).collect::<Result<_, _>>()?;
-        let more = keys.len() > limit as usize;
-        keys.truncate(limit as usize);
-        let next = if more { keys.last().map(|key| key.key_id.clone()) } else { None };
-        Ok((keys, next))
+        let (keys, next) = query_page(query, &["key_id"], limit, None).await?;
+        Ok((keys, next.and_then(|mut position| position.remove("key_id"))))
     }
 
     /// Stores a new key and its audit record atomically.
