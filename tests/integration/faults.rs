@@ -137,26 +137,12 @@ impl Stack {
         futures::future::join_all(timed).await
     }
 
-    /// Every item of the tenant in the fleet table, read directly (not through the proxy).
-    async fn fleet_items(&self) -> Vec<Value> {
-        let output = self
-            .direct
-            .client
-            .query()
-            .table_name(&self.direct.tables.fleet)
-            .key_condition_expression("pk = :t")
-            .expression_attribute_values(":t", serde_dynamo::to_attribute_value(&self.direct.tenant).unwrap())
-            .send()
-            .await
-            .unwrap();
-        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).unwrap()).collect()
-    }
-
     /// No half-done write: every vehicle has its VIN item and vice versa, and every
     /// vehicle and inspection has exactly one successful audit record. Returns the
     /// (vehicle, inspection) counts.
     async fn assert_whole(&self) -> (usize, usize) {
-        let items = self.fleet_items().await;
+        // Read directly, not through the proxy.
+        let items = self.direct.tenant_items(&self.direct.tables.fleet, "pk").await;
         let with_prefix = |prefix: &str| -> Vec<&Value> {
             items.iter().filter(|item| item["sk"].as_str().unwrap().starts_with(prefix)).collect()
         };

@@ -157,11 +157,17 @@ impl TestStack {
     }
 
     async fn audit_records(&self) -> Vec<Value> {
+        self.tenant_items(&self.tables.audit, "tenant_id").await
+    }
+
+    /// Every item of this tenant in `table`, whose partition key attribute is `partition`.
+    pub async fn tenant_items(&self, table: &str, partition: &str) -> Vec<Value> {
         let output = self
             .client
             .query()
-            .table_name(&self.tables.audit)
-            .key_condition_expression("tenant_id = :t")
+            .table_name(table)
+            .key_condition_expression("#partition = :t")
+            .expression_attribute_names("#partition", partition)
             .expression_attribute_values(":t", serde_dynamo::to_attribute_value(&self.tenant).unwrap())
             .send()
             .await

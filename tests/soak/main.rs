@@ -84,31 +84,8 @@ impl Soak {
         let idempotency_key = format!("soak-vehicle-{pair}");
         let body = json!({"vin": format!("5YJ3E1EA7KF{pair:06}"), "name": format!("Soak {pair}"), "make": "Tesla",
                           "model": "Semi", "year": 2024, "odometer_km": 10});
-        let response = self
-            .http
-            .post(self.url("/vehicles"))
-            .header("X-API-Key", &self.key)
-            .header("Idempotency-Key", &idempotency_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        self.record("POST /vehicles", status);
-        let replayed = response.headers().contains_key("idempotent-replayed");
-        let answer: Value = response.json().await.unwrap();
-        let mut tally = self.tally.lock().unwrap();
-        match status {
-            StatusCode::CREATED => {
-                let id = answer["id"].as_str().unwrap().to_owned();
-                tally.vehicles_by_key.entry(idempotency_key).or_default().insert(id.clone());
-                tally.replays += usize::from(replayed);
-                drop(tally);
-                self.vehicles.lock().unwrap().push(id);
-            }
-            // The twin is still being written: the client is told to retry.
-            StatusCode::CONFLICT => tally.refused_writes += 1,
-            other => panic!("POST /vehicles answered {other}: {answer}"),
+        if let Some(id) = self.post_create("POST /vehicles", idempotency_key, &body).await {
+            self.vehicles.lock().unwrap().push(id);
         }
     }
 
@@ -153,28 +130,42 @@ impl Soak {
         let body = json!({"vehicle_id": vehicle_id, "template_id": "tpl_soak", "type": "pre_trip", "inspector": "Soak",
                           "performed_at": format!("2026-11-01T{:02}:{:02}:00Z", pair / 60 % 24, pair % 60), "odometer_km": 10,
                           "results": [{"item_id": "brakes", "status": if pair.is_multiple_of(3) { "fail" } else { "pass" }}]});
+        self.post_create("POST /inspections", idempotency_key, &body).await;
+    }
+
+    /// Sends a create (`operation` is `POST <path>`) with `idempotency_key` and
+    /// tallies its answer: the id it created or replayed under that key, or a
+    /// refusal (409: the twin request is still being written). Returns the id.
+    async fn post_create(&self, operation: &'static str, idempotency_key: String, body: &Value) -> Option<String> {
+        let path = operation.trim_start_matches("POST ");
         let response = self
             .http
-            .post(self.url("/inspections"))
+            .post(self.url(path))
             .header("X-API-Key", &self.key)
             .header("Idempotency-Key", &idempotency_key)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .unwrap();
         let status = response.status();
-        self.record("POST /inspections", status);
+        self.record(operation, status);
         let replayed = response.headers().contains_key("idempotent-replayed");
         let answer: Value = response.json().await.unwrap();
         let mut tally = self.tally.lock().unwrap();
         match status {
             StatusCode::CREATED => {
                 let id = answer["id"].as_str().unwrap().to_owned();
-                tally.inspections_by_key.entry(idempotency_key).or_default().insert(id);
+                let by_key =
+                    if path == "/vehicles" { &mut tally.vehicles_by_key } else { &mut tally.inspections_by_key };
+                by_key.entry(idempotency_key).or_default().insert(id.clone());
                 tally.replays += usize::from(replayed);
+                Some(id)
             }
-            StatusCode::CONFLICT => tally.refused_writes += 1,
-            other => panic!("POST /inspections answered {other}: {answer}"),
+            StatusCode::CONFLICT => {
+                tally.refused_writes += 1;
+                None
+            }
+            other => panic!("{operation} answered {other}: {answer}"),
         }
     }
 }
