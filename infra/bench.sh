@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench` (not part of `make test`): builds every function in release
-# (x86_64 to run here; arm64 with cargo lambda for its size), starts DynamoDB
-# Local on 127.0.0.1:8200 and runs the harness in tests/bench, which writes
+# (x86_64 to run here; arm64 with cargo lambda for its size), starts the AWS
+# emulator (moto) on 127.0.0.1:8200 and runs the harness in tests/bench, which writes
 # docs/benchmarks.md, docs/benchmarks.json and docs/cold-start.svg.
 #   BENCH_ARM64=0               skip the arm64 build (sizes then show "–")
 #   BENCH_COLD_STARTS=30 BENCH_WARM_INVOCATIONS=1000   (the defaults)
@@ -11,11 +11,11 @@ trap stop_started EXIT
 trap 'trap "" INT TERM; exit 130' INT TERM
 cd "$root"
 
-DYNAMODB_PORT=${BENCH_DYNAMODB_PORT:-8200}
+EMULATOR_PORT=${BENCH_EMULATOR_PORT:-8200}
 target_dir=${CARGO_TARGET_DIR:-target}
 sizes_file="$target_dir/bench-sizes.json"
 step "checking tools"
-infra/bootstrap.sh lambda dynamodb
+infra/bootstrap.sh lambda moto
 if [ ! -x .tools/venv-bench/bin/python ]; then
   step "installing the Python peer's runtime (awslambdaric, boto3) into .tools/venv-bench"
   python3 -m venv .tools/venv-bench
@@ -65,7 +65,7 @@ if [ "${BENCH_ARM64:-1}" != 0 ]; then
   sizes_of arm64 "$target_dir/lambda/{bin}/bootstrap" $bins
 fi
 
-start_dynamodb "$DYNAMODB_PORT"
+start_emulator "$EMULATOR_PORT"
 # The builds above leave the machine hot and busy; timings taken right after them
 # were 40 % slower. Wait (at most 3 minutes) for the 1-minute load to fall.
 step "waiting for the machine to settle (load average below 0.5)"
@@ -74,5 +74,5 @@ for _ in $(seq 1 36); do
   sleep 5
 done
 step "measuring (cold starts, warm invocations, RSS, connections)"
-BENCH_DYNAMODB_URL="http://127.0.0.1:$DYNAMODB_PORT" BENCH_PYTHON="$root/.tools/venv-bench/bin/python" \
+BENCH_DYNAMODB_URL="http://127.0.0.1:$EMULATOR_PORT" BENCH_PYTHON="$root/.tools/venv-bench/bin/python" \
   BENCH_RELEASE_DIR="$release_dir" BENCH_SIZES="$sizes_file" "$target_dir/release/bench"

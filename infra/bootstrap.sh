@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local toolchain into ignored folders of the repo, only what is missing.
-#   infra/bootstrap.sh lambda dynamodb      # what `make dev` needs
-#   infra/bootstrap.sh lambda dynamodb sam fuzz  # what `make test` needs
+#   infra/bootstrap.sh lambda moto      # what `make dev` needs
+#   infra/bootstrap.sh lambda moto sam fuzz  # what `make test` needs
 # Everything lands under .tools/ so a fresh clone needs nothing installed by hand.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,7 +9,7 @@ tools="$root/.tools"
 venv="$tools/venv"
 mkdir -p "$tools"
 
-DYNAMODB_SIMULATOR_VERSION=2.9.30
+MOTO_VERSION=5.2.5
 CARGO_LAMBDA_VERSION=1.9.2
 SAM_CLI_VERSION=1.170.0
 SCHEMATHESIS_VERSION=4.32.5
@@ -31,16 +31,12 @@ install_lambda() {
   "$venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
 }
 
-install_dynamodb() {
-  if [ -f "$tools/dynamodb/DynamoDBLocal.jar" ]; then return; fi
-  say "fetching DynamoDB Local from npm amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION (~54 MB)"
-  local tmp
-  tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack --silent "amplify-dynamodb-simulator@$DYNAMODB_SIMULATOR_VERSION" >/dev/null \
-     && tar xzf "amplify-dynamodb-simulator-$DYNAMODB_SIMULATOR_VERSION.tgz" package/emulator)
-  rm -rf "$tools/dynamodb"
-  mv "$tmp/package/emulator" "$tools/dynamodb"
-  rm -rf "$tmp"
+# The AWS emulator, in a venv of its own (its boto pins stay apart from the SAM CLI's).
+install_moto() {
+  if [ -x "$tools/venv-moto/bin/moto_server" ]; then return; fi
+  say "installing moto[server] $MOTO_VERSION into .tools/venv-moto (pip, ~40 s)"
+  python3 -m venv "$tools/venv-moto"
+  "$tools/venv-moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 }
 
 install_sam() {
@@ -60,7 +56,7 @@ install_fuzz() {
 for component in "$@"; do
   case "$component" in
     lambda) install_lambda ;;
-    dynamodb) install_dynamodb ;;
+    moto) install_moto ;;
     sam) install_sam ;;
     fuzz) install_fuzz ;;
     *) echo "unknown component: $component" >&2; exit 2 ;;

@@ -30,18 +30,37 @@ wait_for_port() { # port seconds what
   return 1
 }
 
-# DynamoDB Local (AWS's jar) in memory on $1; reuses one already answering there.
-start_dynamodb() {
-  local port=$1 dir="$root/.tools/dynamodb" log="$root/.local/dynamodb-$1.log"
-  mkdir -p "$root/.local"
-  if port_answers "$port"; then
-    step "DynamoDB Local already answers on 127.0.0.1:$port; using it"
-    return 0
+# Fails when something already answers on port $1: a stale process would be tested
+# (or served) instead of the one this run starts.
+require_free_port() { # port what
+  if port_answers "$1"; then
+    echo "error: something already listens on 127.0.0.1:$1 (wanted for $2); stop it first" >&2
+    return 1
   fi
-  step "starting DynamoDB Local on 127.0.0.1:$port (log: .local/dynamodb-$port.log)"
-  run_in_group java -Xmx256m -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-    -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1
-  wait_for_port "$port" 30 "DynamoDB Local"
+}
+
+# The AWS emulator (moto server, Apache-2.0: DynamoDB, DynamoDB Streams, SQS, ...) on
+# 127.0.0.1:$1, in memory (its data is gone when it stops), serial (infra/local/emulator.py says why).
+start_emulator() {
+  local port=$1 log="$root/.local/moto-$1.log"
+  mkdir -p "$root/.local"
+  require_free_port "$port" "the emulator"
+  step "starting the AWS emulator (moto server) on 127.0.0.1:$port (log: .local/moto-$port.log)"
+  run_in_group "$root/.tools/venv-moto/bin/python" "$root/infra/local/emulator.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1
+  emulator_pid=${started_pids[-1]}
+  wait_for_port "$port" 30 "the emulator"
+}
+
+# The local REST gateway on 127.0.0.1:$1 in front of `cargo lambda watch` on $2;
+# further arguments go to local-gateway (e.g. --parameter Name=Value).
+start_gateway() {
+  local port=$1 functions=$2 log="$root/.local/gateway-$1.log"
+  shift 2
+  require_free_port "$port" "the local gateway"
+  step "starting the local gateway on 127.0.0.1:$port (log: .local/gateway-$port.log)"
+  run_in_group "${CARGO_TARGET_DIR:-$root/target}/debug/local-gateway" --port "$port" \
+    --functions "http://127.0.0.1:$functions" "$@" >"$log" 2>&1
+  wait_for_port "$port" 30 "the local gateway"
 }
 
 # `cargo lambda watch` on $1 with extra `--env-var K=V` arguments; in the background.
@@ -49,6 +68,7 @@ start_watch_background() {
   local port=$1 log="$root/.local/watch-$1.log"
   shift
   mkdir -p "$root/.local"
+  require_free_port "$port" "cargo lambda watch"
   step "starting cargo lambda watch on 127.0.0.1:$port (log: .local/watch-$port.log)"
   run_in_group cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" "$@" >"$log" 2>&1
 }
@@ -56,6 +76,8 @@ start_watch_background() {
 stop_started() {
   local pid
   for pid in "${started_pids[@]}"; do
+    # CONT first: a process frozen by the outage drill would not act on TERM.
+    kill -CONT -- "-$pid" 2>/dev/null || true
     kill -TERM -- "-$pid" 2>/dev/null || true
   done
   for pid in "${started_pids[@]}"; do
@@ -64,8 +86,11 @@ stop_started() {
   started_pids=()
 }
 
-# DynamoDB Local on $1 with dummy credentials; no instance-metadata probing.
+# The environment of everything local: the emulator on $1 (DynamoDB), the local gateway
+# on $2 (API Gateway's control plane, for the provisioner's authorizer-cache flush),
+# dummy credentials, no instance-metadata probing.
 export_local_aws_env() {
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$1"
+  export AWS_ENDPOINT_URL_API_GATEWAY="http://127.0.0.1:$2"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true
 }

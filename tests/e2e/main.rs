@@ -1,5 +1,9 @@
-//! End to end through `cargo lambda watch` (started by `make test`, which sets
-//! FLEETGATE_E2E_URL): the real binaries, the real router, DynamoDB Local.
+//! End to end through the local gateway in front of `cargo lambda watch` (started by
+//! `make test`, which sets FLEETGATE_E2E_URL): the real binaries, the authorizer and
+//! its cache, the template's routes and gateway responses, the emulator.
+
+mod gateway;
+mod outage;
 
 use serde_json::{Value, json};
 
@@ -33,10 +37,11 @@ async fn a_key_is_created_used_on_me_revoked_and_then_refused() {
     assert_eq!(body["tenant_id"], tenant.as_str());
     assert_eq!(body["granted_scopes"], json!(["vehicles:read", "inspections:read"]));
 
+    // No key: API Gateway's UNAUTHORIZED response (it cannot tell missing from bad).
     let anonymous = client.get(format!("{}/me", base_url())).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     assert_eq!(anonymous.headers()["content-type"], "application/problem+json");
-    assert_eq!(anonymous.json::<Value>().await.unwrap()["code"], "missing_api_key");
+    assert_eq!(anonymous.json::<Value>().await.unwrap()["code"], "invalid_api_key");
 
     let revoked = provision(&client, json!({"action": "revoke_key", "tenant_id": tenant, "key_id": key_id})).await;
     assert_eq!(revoked["key"]["status"], "revoked");

@@ -30,7 +30,7 @@ struct Stack {
     proxy: FaultProxy,
     vehicles: Vehicles,
     inspections: Inspections,
-    /// A real key of the tenant, for the authorizer and local-mode whoami.
+    /// A real key of the tenant, for the authorizer (GET /me reads no table: it is not here).
     api_key: String,
     vehicle_id: String,
     inspection_id: String,
@@ -106,11 +106,6 @@ impl Stack {
                 let req =
                     Req::with_id("GET", "/inspections", &self.inspection_id).build(Some(&i.stack.key_context(FULL)));
                 http(async move { get_inspection::handler(&i.get, req).await.unwrap() })
-            }),
-            ("GET /me (local mode)", {
-                let state = v.stack.whoami_local();
-                let req = Req::new("GET", "/me").header("X-API-Key", &self.api_key).build(None);
-                http(async move { whoami::handler(&state, req).await.unwrap() })
             }),
             ("authorizer", {
                 let state = v.stack.authorizer();
@@ -278,14 +273,26 @@ async fn a_write_whose_answer_was_lost_is_whole_and_its_retry_replays_it() {
 #[tokio::test]
 async fn a_transaction_retried_by_the_sdk_after_a_lost_answer_is_not_applied_twice() {
     let stack = Stack::new().await;
-    // The first attempt's answer is lost; the SDK's retry carries the same
-    // ClientRequestToken, so DynamoDB reports the first attempt's success.
+    // The first attempt commits but its answer is lost; the SDK retries the same
+    // transaction. DynamoDB answers that retry as a success (same ClientRequestToken,
+    // within 10 minutes); the emulator runs it again, and the create must recognise
+    // its own earlier write (its fresh id is taken) instead of answering "VIN taken"
+    // or writing twice. Both behaviours end here: one 201, one whole write.
     stack.proxy.set(Fault::LoseAnswers { operation: "TransactWriteItems", count: 1 }).await;
     let created = stack.vehicles.create(&truck(8)).await;
     assert_eq!(created.status(), 201, "{:?}", created.body());
     assert_eq!(stack.proxy.answers_left_to_lose(), 0, "the fault struck");
+    let id = body_json(&created)["id"].as_str().unwrap().to_owned();
+    assert_eq!(body_json(&stack.vehicles.get(&id).await)["vin"], truck(8)["vin"]);
+
+    stack.proxy.set(Fault::LoseAnswers { operation: "TransactWriteItems", count: 1 }).await;
+    let body = inspection(&stack.vehicle_id, "2026-11-02T09:00:00Z", "pass");
+    let submitted = stack.inspections.submit(FULL, Req::new("POST", "/inspections").json(&body)).await;
+    assert_eq!(submitted.status(), 201, "{:?}", submitted.body());
+    assert_eq!(stack.proxy.answers_left_to_lose(), 0, "the fault struck");
     stack.proxy.set(Fault::None).await;
-    assert_eq!(stack.assert_whole().await.0, 2);
+    // Exactly one more vehicle and one more inspection, each with its one audit record.
+    assert_eq!(stack.assert_whole().await, (2, 2));
 }
 
 #[tokio::test]

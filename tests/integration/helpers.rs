@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use fleetgate_api::audit::AuditLog;
-use fleetgate_api::http::{Authenticator, Gate};
+use fleetgate_api::http::Gate;
 use fleetgate_api::keys::{KeyResolver, KeyStore};
 use fleetgate_api::list::CursorSigner;
 use fleetgate_fleet::templates::TemplateStore;
@@ -85,10 +85,7 @@ impl TestStack {
 
     /// A production gate (authorizer context only) that audits into this stack's table.
     pub fn gate(&self) -> Gate {
-        Gate {
-            authenticator: Authenticator::Gateway,
-            audit: Some(AuditLog::new(self.client.clone(), self.tables.audit.clone())),
-        }
+        Gate { audit: Some(AuditLog::new(self.client.clone(), self.tables.audit.clone())) }
     }
 
     pub fn vehicle_store(&self) -> VehicleStore {
@@ -123,11 +120,6 @@ impl TestStack {
                 )
             })
             .collect()
-    }
-
-    /// whoami as the local stack runs it (resolving X-API-Key in-process).
-    pub fn whoami_local(&self) -> whoami::State {
-        whoami::State { gate: Gate { authenticator: Authenticator::Local(self.resolver()), audit: None } }
     }
 
     /// Invokes the provisioner with `event` (this test's tenant is not filled in for you).

@@ -1,8 +1,9 @@
 //! The route table (shared/scopes/src/routes.rs) is the single definition of the API:
-//! the SAM template, the `cargo lambda watch` router and the README must agree with it.
+//! the SAM template, the local gateway and the README must agree with it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use fleetgate_local::gateway::GatewayConfig;
 use fleetgate_local::{Template, TemplateRoute, workspace_root};
 use fleetgate_scopes::ROUTES;
 
@@ -50,21 +51,17 @@ fn every_function_crate_is_built_by_the_template() {
 }
 
 #[test]
-fn local_router_equals_the_route_table() {
-    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap().parse().unwrap();
-    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"].as_table().unwrap();
-    let mut routed: Vec<TemplateRoute> = router
+fn the_local_gateway_serves_exactly_the_route_table() {
+    let config = GatewayConfig::from_template(&Template::load_default().unwrap(), &BTreeMap::new(), "api").unwrap();
+    let mut served: Vec<TemplateRoute> = config
+        .routes
         .iter()
-        .flat_map(|(path, targets)| {
-            targets.as_array().unwrap().iter().map(move |target| TemplateRoute {
-                method: target["method"].as_str().unwrap().to_owned(),
-                path: path.clone(),
-                binary: target["function"].as_str().unwrap().to_owned(),
-            })
-        })
+        .map(|r| TemplateRoute { method: r.method.clone(), path: r.path.clone(), binary: r.function.clone() })
         .collect();
-    routed.sort();
-    assert_eq!(routed, expected_routes());
+    served.sort();
+    assert_eq!(served, expected_routes());
+    assert_eq!(config.authorizer, "authorizer");
+    assert_eq!(config.identity_header, "x-api-key");
 }
 
 #[test]
@@ -77,10 +74,39 @@ fn readme_route_table_lists_every_route_with_its_scope() {
     }
 }
 
+/// One authentication path: only the authorizer reads the API key header. An
+/// endpoint that read it could be made to trust a header instead of the
+/// authorizer's context (what the removed local mode did).
 #[test]
-fn local_auth_is_never_switched_on_by_the_template() {
-    let text = std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap();
-    assert!(!text.contains(fleetgate_api::http::LOCAL_AUTH_ENV));
+fn only_the_authorizer_reads_the_api_key_header() {
+    let mut readers = Vec::new();
+    for dir in ["functions", "shared"] {
+        for entry in rust_files(&workspace_root().join(dir)) {
+            let text = std::fs::read_to_string(&entry).unwrap();
+            let code: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+            let code = code.join("\n");
+            if code.contains("API_KEY_HEADER") || code.to_ascii_lowercase().contains("\"x-api-key\"") {
+                readers.push(entry.strip_prefix(workspace_root()).unwrap().display().to_string());
+            }
+        }
+    }
+    readers.sort();
+    // http.rs defines the constant; the authorizer is its only user.
+    assert_eq!(readers, ["functions/authorizer/src/lib.rs", "shared/api/src/http.rs"]);
+}
+
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]

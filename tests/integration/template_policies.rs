@@ -156,6 +156,7 @@ fn gateway_errors_are_problem_json() {
         "UNAUTHORIZED",
         "ACCESS_DENIED",
         "AUTHORIZER_FAILURE",
+        "AUTHORIZER_CONFIGURATION_ERROR",
         "THROTTLED",
         "DEFAULT_4XX",
         "DEFAULT_5XX",
@@ -170,7 +171,11 @@ fn gateway_errors_are_problem_json() {
         let body = response["ResponseTemplates"]["application/json"].as_str().unwrap();
         assert!(body.contains("\"code\":") && body.contains("$context.requestId"), "{kind}: {body}");
     }
-    let failure = &responses["AUTHORIZER_FAILURE"];
-    assert_eq!(failure["StatusCode"].as_u64(), Some(503));
-    assert!(failure["ResponseParameters"]["Headers"].get("Retry-After").is_some());
+    // An authorizer that fails (not `Unauthorized`) is reported by API Gateway as either
+    // type; neither is the caller's fault.
+    for kind in ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"] {
+        let failure = &responses[kind];
+        assert_eq!(failure["StatusCode"].as_u64(), Some(503), "{kind}");
+        assert!(failure["ResponseParameters"]["Headers"].get("Retry-After").is_some(), "{kind}");
+    }
 }

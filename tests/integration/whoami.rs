@@ -1,12 +1,13 @@
-//! `GET /me` and the endpoint runner every function shares: authorizer context in
-//! production, in-process resolution only in local mode, 403 problems for missing scopes.
+//! `GET /me` and the endpoint runner every function shares: the authorizer's context
+//! is the only credential (locally too, through the local gateway), 403 problems for
+//! missing scopes.
 
 use std::collections::BTreeMap;
 
 use http::StatusCode;
 use serde_json::json;
 
-use fleetgate_api::http::{Authenticator, Gate, json_response, serve};
+use fleetgate_api::http::{Gate, json_response, serve};
 use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId, routes};
 
 use crate::helpers::{TestStack, body_json, header, rest_request};
@@ -26,7 +27,7 @@ fn context_fields(scopes: &str) -> BTreeMap<&'static str, String> {
 }
 
 fn gateway_gate() -> Gate {
-    Gate { authenticator: Authenticator::Gateway, audit: None }
+    Gate::default()
 }
 
 fn gateway() -> whoami::State {
@@ -49,10 +50,10 @@ async fn me_reports_the_key_from_the_authorizer_context() {
 }
 
 #[tokio::test]
-async fn without_authorizer_context_production_mode_trusts_no_header() {
+async fn without_authorizer_context_no_header_is_trusted() {
     let stack = TestStack::new().await;
     let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
-    // A valid key in the header is not enough: only the authorizer's context counts in production.
+    // A valid key in the header is not enough: only the authorizer's context counts.
     let response =
         whoami::handler(&gateway(), rest_request("GET", "/me", &[("X-API-Key", &api_key)], None)).await.unwrap();
     assert_eq!(response.status(), 401);
@@ -60,32 +61,6 @@ async fn without_authorizer_context_production_mode_trusts_no_header() {
     assert_eq!(body_json(&response)["code"], "missing_api_key");
     assert_eq!(body_json(&response)["request_id"], "gw-req-1");
     assert!(header(&response, "x-key-scopes").is_none());
-}
-
-#[tokio::test]
-async fn local_mode_resolves_the_header_with_the_authorizer_code() {
-    let stack = TestStack::new().await;
-    let (api_key, key_id) = stack.create_key(&["inspections:write"]).await;
-    let local = stack.whoami_local();
-
-    let response = whoami::handler(&local, rest_request("GET", "/me", &[("x-api-key", &api_key)], None)).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = body_json(&response);
-    assert_eq!(body["key_id"], key_id.as_str());
-    assert_eq!(body["tenant_id"], stack.tenant.as_str());
-    assert_eq!(header(&response, "x-key-scopes"), Some("inspections:read inspections:write"));
-
-    let missing = whoami::handler(&local, rest_request("GET", "/me", &[], None)).await.unwrap();
-    assert_eq!(
-        (missing.status(), body_json(&missing)["code"].clone()),
-        (StatusCode::UNAUTHORIZED, json!("missing_api_key"))
-    );
-    let wrong =
-        whoami::handler(&local, rest_request("GET", "/me", &[("X-API-Key", "fg_test_nope")], None)).await.unwrap();
-    assert_eq!(
-        (wrong.status(), body_json(&wrong)["code"].clone()),
-        (StatusCode::UNAUTHORIZED, json!("invalid_api_key"))
-    );
 }
 
 #[tokio::test]

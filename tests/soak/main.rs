@@ -1,4 +1,4 @@
-//! Concurrency soak through `cargo lambda watch` (started by `make test`, which
+//! Concurrency soak through the local gateway and `cargo lambda watch` (started by `make test`, which
 //! sets FLEETGATE_E2E_URL and FLEETGATE_TEST_DYNAMODB_URL): 2,000 requests over
 //! 32 concurrent loopback connections, mixing reads, creates with idempotency
 //! keys (each key sent twice, often at the same time) and If-Match updates.
@@ -181,6 +181,9 @@ async fn items(db: &Client, table: &str, pk_name: &str, tenant: &str) -> Vec<Val
             .key_condition_expression("#pk = :t")
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":t", serde_dynamo::to_attribute_value(tenant).unwrap())
+            // Pages of 200: the emulator spends ~1.5 ms per item returned, and one
+            // unbounded page of a soak's audit trail would outlast the 4 s timeout.
+            .limit(200)
             .set_exclusive_start_key(start)
             .send()
             .await

@@ -4,7 +4,7 @@ use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 
-use fleetgate_api::http::{Authenticator, Gate, json_response, serve};
+use fleetgate_api::http::{Gate, json_response, serve};
 use fleetgate_scopes::{AuthContext, routes};
 
 /// What the function keeps across invocations.
@@ -13,9 +13,9 @@ pub struct State {
 }
 
 impl State {
-    /// No table access in production: everything comes from the authorizer context.
+    /// No table access: everything comes from the authorizer context.
     pub async fn from_env() -> Result<State, Error> {
-        Ok(State { gate: Gate { authenticator: Authenticator::from_env().await?, audit: None } })
+        Ok(State { gate: Gate::default() })
     }
 }
 

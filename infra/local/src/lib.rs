@@ -1,5 +1,6 @@
-//! The local stack's helpers, shared by `local-stack` (used by `make dev`) and the tests:
-//! reading `infra/template.yaml` (tables, API routes) and creating its tables in DynamoDB Local.
+//! The local stack, shared by `local-stack` and `local-gateway` (used by `make dev`) and the
+//! tests: reading `infra/template.yaml` (tables, API, routes), creating its tables in the
+//! emulator, and the local REST gateway.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use aws_sdk_dynamodb::types::{
 use serde::Deserialize;
 use serde_norway::Value;
 
+pub mod gateway;
 pub mod openapi;
 pub mod secrets;
 
@@ -25,6 +27,7 @@ pub fn workspace_root() -> PathBuf {
 /// The SAM template, parsed. CloudFormation tags (`!Ref`, `!GetAtt`, …) are kept as YAML tags.
 pub struct Template {
     resources: BTreeMap<String, Value>,
+    parameters: BTreeMap<String, Value>,
 }
 
 /// One `Api` event of a function: a route as API Gateway will serve it.
@@ -93,14 +96,37 @@ impl Template {
     pub fn load(path: &Path) -> Result<Template, Error> {
         let text = std::fs::read_to_string(path)?;
         let document: Value = serde_norway::from_str(&text)?;
-        let resources = document
-            .get("Resources")
-            .and_then(Value::as_mapping)
-            .ok_or("template has no Resources")?
-            .iter()
-            .filter_map(|(name, resource)| Some((name.as_str()?.to_owned(), resource.clone())))
-            .collect();
-        Ok(Template { resources })
+        let section = |name: &str| -> BTreeMap<String, Value> {
+            document
+                .get(name)
+                .and_then(Value::as_mapping)
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, value)| Some((name.as_str()?.to_owned(), value.clone())))
+                .collect()
+        };
+        let resources = section("Resources");
+        if resources.is_empty() {
+            return Err("template has no Resources".into());
+        }
+        Ok(Template { resources, parameters: section("Parameters") })
+    }
+
+    /// A parameter's `Default`, as text (numbers included).
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        scalar_text(self.parameters.get(name)?.get("Default")?)
+    }
+
+    /// A property value as deployed: `!Ref Parameter` resolves to `overrides[Parameter]`,
+    /// else the parameter's default; a plain scalar is its text. Anything else is `None`.
+    pub fn resolve(&self, value: &Value, overrides: &BTreeMap<String, String>) -> Option<String> {
+        match value {
+            Value::Tagged(tagged) if tagged.tag == "Ref" => {
+                let name = tagged.value.as_str()?;
+                overrides.get(name).cloned().or_else(|| self.parameter_default(name))
+            }
+            other => scalar_text(other),
+        }
     }
 
     /// A resource's `Properties`.
@@ -155,6 +181,16 @@ impl Template {
         }
         routes.sort();
         routes
+    }
+}
+
+/// A YAML scalar as text (`60` → "60", `true` → "true").
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
     }
 }
 

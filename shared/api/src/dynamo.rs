@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use fleetgate_scopes::Environment;
 
 /// Root CAs of Amazon Trust Services, which issue the certificates of every
@@ -152,6 +153,17 @@ impl DbError {
         }
     }
 
+    /// For a transaction whose first item puts a new item under a freshly generated
+    /// id (`attribute_not_exists`): that condition failed, so an item with this id
+    /// exists, and only an earlier attempt of this very transaction can have written
+    /// it, whole (transactions are atomic). That happens when the SDK retries after
+    /// the first attempt's answer was lost: DynamoDB answers such a retry as a success
+    /// when it carries the same ClientRequestToken within 10 minutes; an emulator (or
+    /// a later retry) runs it again and finds its own write.
+    pub fn is_own_earlier_create(&self) -> bool {
+        matches!(self, DbError::TransactionCancelled { reasons } if reasons.first() == Some(&CancelReason::ConditionFailed))
+    }
+
     /// A concurrent transaction on the same items: the caller may re-read and retry.
     pub fn is_conflict(&self) -> bool {
         matches!(self, DbError::TransactionCancelled { reasons } if reasons.contains(&CancelReason::Conflict))
@@ -192,12 +204,11 @@ const TRANSIENT_CODES: [&str; 6] = [
     "LimitExceededException",
 ];
 
-impl<E, R> From<SdkError<E, R>> for DbError
+impl<E> From<SdkError<E, HttpResponse>> for DbError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    fn from(err: SdkError<E, R>) -> Self {
+    fn from(err: SdkError<E, HttpResponse>) -> Self {
         match &err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => DbError::Unavailable(Box::new(err)),
             SdkError::ServiceError(service) => {
@@ -205,11 +216,16 @@ where
                 if code == "ConditionalCheckFailedException" {
                     return DbError::ConditionFailed;
                 }
-                if TRANSIENT_CODES.contains(&code) {
+                // A 5xx is DynamoDB's trouble, named or not (an answer without a
+                // parseable error code, from a load balancer say): retry later.
+                if TRANSIENT_CODES.contains(&code) || service.raw().status().is_server_error() {
                     DbError::Unavailable(Box::new(err))
                 } else {
                     DbError::Failed(Box::new(err))
                 }
+            }
+            SdkError::ResponseError(response) if response.raw().status().is_server_error() => {
+                DbError::Unavailable(Box::new(err))
             }
             _ => DbError::Failed(Box::new(err)),
         }
@@ -229,7 +245,29 @@ pub struct ConfigError(pub String);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_types::body::SdkBody;
     use rustls_pki_types::CertificateDer;
+
+    fn service_error(status: u16, code: Option<&str>) -> DbError {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let err = GetItemError::generic(meta.build());
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from("<html>oops</html>"));
+        DbError::from(SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn a_server_error_without_a_code_is_unavailable_not_internal() {
+        assert!(matches!(service_error(500, None), DbError::Unavailable(_)));
+        assert!(matches!(service_error(503, Some("Whatever")), DbError::Unavailable(_)));
+        assert!(matches!(service_error(400, Some("ThrottlingException")), DbError::Unavailable(_)));
+        assert!(matches!(service_error(400, Some("ValidationException")), DbError::Failed(_)));
+        assert!(matches!(service_error(400, Some("ConditionalCheckFailedException")), DbError::ConditionFailed));
+    }
     use rustls_pki_types::pem::PemObject;
 
     #[test]

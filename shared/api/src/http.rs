@@ -15,70 +15,18 @@ use serde::Serialize;
 use fleetgate_scopes::{AuthContext, Route};
 
 use crate::audit::AuditLog;
-use crate::dynamo::{ConfigError, deployment_environment};
+use crate::dynamo::ConfigError;
 use crate::error::ApiError;
-use crate::keys::{KeyResolver, KeyStore};
-use crate::timestamp::Timestamp;
 
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// Lists the caller's effective scopes on every authenticated response.
 pub const KEY_SCOPES_HEADER: &str = "x-key-scopes";
-/// Env var the local stack sets to authenticate keys in-process (never set by the SAM template).
-pub const LOCAL_AUTH_ENV: &str = "FLEETGATE_LOCAL_AUTH";
-
-/// How an endpoint learns who is calling.
-#[derive(Clone, Debug)]
-pub enum Authenticator {
-    /// Production: trust only the context API Gateway's authorizer attached.
-    Gateway,
-    /// Local stack (`cargo lambda watch` has no authorizer): resolve `X-API-Key`
-    /// in-process with the authorizer's own resolver.
-    Local(KeyResolver),
-}
-
-impl Authenticator {
-    /// `Gateway` unless `FLEETGATE_LOCAL_AUTH=1`; builds a DynamoDB client only for local mode.
-    pub async fn from_env() -> Result<Authenticator, ConfigError> {
-        if !local_auth_enabled() {
-            return Ok(Authenticator::Gateway);
-        }
-        Authenticator::local_from_env(crate::dynamo::client())
-    }
-
-    /// As [`Authenticator::from_env`], for a function that has a DynamoDB client anyway.
-    pub fn from_env_with(client: &aws_sdk_dynamodb::Client) -> Result<Authenticator, ConfigError> {
-        if !local_auth_enabled() {
-            return Ok(Authenticator::Gateway);
-        }
-        Authenticator::local_from_env(client.clone())
-    }
-
-    fn local_from_env(client: aws_sdk_dynamodb::Client) -> Result<Authenticator, ConfigError> {
-        let environment = deployment_environment()?;
-        Ok(Authenticator::Local(KeyResolver::new(KeyStore::from_env(client)?, environment)))
-    }
-
-    /// The caller's context, or the 401/503 to answer.
-    pub async fn authenticate(&self, req: &Request) -> Result<AuthContext, ApiError> {
-        match self {
-            Authenticator::Gateway => authorizer_context(req),
-            Authenticator::Local(resolver) => {
-                let presented = req.headers().get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
-                Ok(resolver.resolve(presented, Timestamp::now()).await?)
-            }
-        }
-    }
-}
-
-fn local_auth_enabled() -> bool {
-    std::env::var(LOCAL_AUTH_ENV).as_deref() == Ok("1")
-}
-
 /// What every endpoint function keeps across invocations to run [`serve`].
-#[derive(Clone, Debug)]
+/// There is one way to learn the caller: the authorizer's context, which API
+/// Gateway (or, locally, the local gateway) attaches; a header is never a credential.
+#[derive(Clone, Debug, Default)]
 pub struct Gate {
-    pub authenticator: Authenticator,
     /// Where refused writes are recorded; `None` for read-only routes.
     pub audit: Option<AuditLog>,
 }
@@ -87,7 +35,7 @@ impl Gate {
     /// The gate of a function serving `route`: audits (`AUDIT_TABLE`) only for write routes.
     pub fn from_env(client: &aws_sdk_dynamodb::Client, route: &Route) -> Result<Gate, ConfigError> {
         let audit = if route.method == "GET" { None } else { Some(AuditLog::from_env(client.clone())?) };
-        Ok(Gate { authenticator: Authenticator::from_env_with(client)?, audit })
+        Ok(Gate { audit })
     }
 
     /// The audit put for a successful write `call` on `resource_id`, for the write's own transaction.
@@ -159,7 +107,7 @@ where
         let err = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: route.method };
         return finish(route, &request_id, None, Err(err));
     }
-    let auth = match gate.authenticator.authenticate(&req).await {
+    let auth = match authorizer_context(&req) {
         Ok(auth) => auth,
         Err(err) => return finish(route, &request_id, None, Err(err)),
     };

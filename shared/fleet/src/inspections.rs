@@ -355,7 +355,10 @@ impl InspectionStore {
             .map_err(|e| DbError::Failed(Box::new(e)))?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.extend(extra);
-        transact_write(&self.client, items).await
+        match transact_write(&self.client, items).await {
+            Err(err) if err.is_own_earlier_create() => Ok(()),
+            other => other,
+        }
     }
 
     /// The vehicle and the template an inspection names, in one round trip

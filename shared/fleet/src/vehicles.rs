@@ -393,10 +393,20 @@ impl VehicleStore {
     ) -> Result<(), WriteError> {
         let mut items = vec![self.put_vehicle(tenant, vehicle, None)?, self.claim_vin(tenant, vehicle)?];
         items.extend(extra);
-        self.write(items, |err| {
-            if err.condition_failed_at(1) { Some(WriteError::DuplicateVin(vehicle.vin.clone())) } else { None }
-        })
-        .await
+        let result = self
+            .write(items, |err| {
+                // The vehicle's own id taken means this write already happened (its VIN too).
+                if err.condition_failed_at(1) && !err.is_own_earlier_create() {
+                    Some(WriteError::DuplicateVin(vehicle.vin.clone()))
+                } else {
+                    None
+                }
+            })
+            .await;
+        match result {
+            Err(WriteError::Db(err)) if err.is_own_earlier_create() => Ok(()),
+            other => other,
+        }
     }
 
     /// Replaces the writable fields of a vehicle. With `if_match`, only if the

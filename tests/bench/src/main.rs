@@ -1,10 +1,10 @@
 //! `make bench`: cold start, warm overhead, memory, connections and size of every
-//! function, against a local Lambda Runtime API stub and DynamoDB Local, with a
+//! function, against a local Lambda Runtime API stub and the emulator (moto), with a
 //! hello-world `lambda_runtime` binary (same profile) and a Python authorizer peer
 //! as baselines. Writes docs/benchmarks.{json,md} and docs/cold-start.svg.
 //!
 //! Run through infra/bench.sh, which builds the release binaries, measures their
-//! sizes and starts DynamoDB Local.
+//! sizes and starts the emulator.
 
 mod proxy;
 mod report;
@@ -446,13 +446,17 @@ async fn measure(plan: &Plan, seed: &Seed, subject: &Subject, upstream: &str) ->
     await_init(&mut api, &mut child).await?;
     let pid = child.id().ok_or("no pid")?;
     let mut durations = Vec::with_capacity(plan.warm_invocations);
+    let mut overheads = Vec::with_capacity(plan.warm_invocations);
     let mut errors = 0;
     let mut rss_at_100 = 0;
     for n in 0..plan.warm_invocations {
+        let database_before = proxy.in_flight();
         let (duration, body) =
             invoke_once(&mut api, format!("warm-{n}"), (subject.event)(plan.cold_starts + n).to_string()).await?;
         errors += usize::from(is_error(&body));
         durations.push(duration);
+        // The function's own time: the handler's minus its DynamoDB calls' time in flight.
+        overheads.push(duration.saturating_sub(proxy.in_flight() - database_before));
         if n + 1 == 100.min(plan.warm_invocations) {
             rss_at_100 = proc_status_kb(pid, "VmRSS")?;
         }
@@ -465,6 +469,7 @@ async fn measure(plan: &Plan, seed: &Seed, subject: &Subject, upstream: &str) ->
         Measured {
             init: report::Stats::of(&inits),
             warm: report::Stats::of(&durations),
+            overhead: report::Stats::of(&overheads),
             round_trips: subject.round_trips,
             peak_rss_kb: peak_rss,
             rss_growth_kb: rss_at_end as i64 - rss_at_100 as i64,

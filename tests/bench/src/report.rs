@@ -24,6 +24,8 @@ impl Stats {
 pub struct Measured {
     pub init: Stats,
     pub warm: Stats,
+    /// Per invocation: handler time minus the time its DynamoDB calls were in flight.
+    pub overhead: Stats,
     pub round_trips: u32,
     pub peak_rss_kb: u64,
     pub rss_growth_kb: i64,
@@ -102,7 +104,7 @@ impl Report {
     }
 
     fn overhead(&self, m: &Measured) -> f64 {
-        m.warm.p50_ms - f64::from(m.round_trips) * self.round_trip.p50_ms
+        m.overhead.p50_ms
     }
 
     pub fn to_json(&self) -> Value {
@@ -143,7 +145,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "Machine: {}. {} cold starts and {} warm invocations per function; DynamoDB Local GetItem round trip p50 {:.2} ms, p99 {:.2} ms.\n\n",
+            "Machine: {}. {} cold starts and {} warm invocations per function; emulator (moto) GetItem round trip p50 {:.2} ms, p99 {:.2} ms.\n\n",
             self.machine, self.cold_starts, self.warm_invocations, self.round_trip.p50_ms, self.round_trip.p99_ms
         ));
         out.push_str("| Function | Init p50 (ms) | × hello | Warm p50 / p99 (ms) | Overhead p50 (ms) | Peak RSS (MB) | RSS growth (KB) | DynamoDB conns | arm64 (MB) | arm64 zip (MB) | x86_64 (MB) |\n");
@@ -170,7 +172,7 @@ impl Report {
             }
         }
         out.push_str(&format!(
-            "\nTargets (SPEC §7): init ≤ {INIT_RATIO_TARGET}× hello; overhead (warm p50 minus the function's DynamoDB round trips × GetItem p50) ≤ {OVERHEAD_TARGET_MS} ms; peak RSS ≤ {RSS_TARGET_MB} MB; stripped arm64 binary ≤ {ARM64_SIZE_TARGET_MB} MB; one DynamoDB connection reused.\n"
+            "\nTargets (SPEC §7): init ≤ {INIT_RATIO_TARGET}× hello; overhead (p50 of each warm invocation's handler time minus the time its DynamoDB calls were in flight, clocked at a proxy) ≤ {OVERHEAD_TARGET_MS} ms; peak RSS ≤ {RSS_TARGET_MB} MB; stripped arm64 binary ≤ {ARM64_SIZE_TARGET_MB} MB; one DynamoDB connection reused.\n"
         ));
         out
     }

@@ -1,0 +1,183 @@
+//! The local gateway does what API Gateway does for this stack: its own answers
+//! are the template's gateway responses byte for byte, whatever bytes arrive no
+//! 500 of its own, the authorizer's Allow is cached for the TTL and flushed by the
+//! provisioner's revoke, and the stage is throttled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fleetgate_local::Template;
+use fleetgate_local::gateway::{Gateway, GatewayConfig};
+use serde_json::{Value, json};
+
+use crate::{base_url, key, provision};
+
+/// The template's body for gateway response `kind`, as API Gateway renders it for `request_id`.
+fn template_body(kind: &str, request_id: &str) -> String {
+    let template = Template::load_default().unwrap();
+    let responses = &template.properties("FleetApi").unwrap()["GatewayResponses"];
+    let text = responses[kind]["ResponseTemplates"]["application/json"].as_str().unwrap();
+    text.replace("$context.requestId", request_id)
+}
+
+/// Asserts `response` is the template's `kind` gateway response with `status`, byte for byte.
+async fn assert_gateway_response(response: reqwest::Response, kind: &str, status: u16) {
+    assert_eq!(response.status(), status, "{kind}");
+    assert_eq!(response.headers()["content-type"], "application/problem+json", "{kind}");
+    let request_id = response.headers()["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let body = response.text().await.unwrap();
+    assert_eq!(body, template_body(kind, &request_id), "{kind}");
+    let problem: Value = serde_json::from_str(&body).expect("a gateway response is JSON");
+    assert_eq!(problem["request_id"], request_id.as_str());
+}
+
+/// A gateway of this test's own in front of the same functions, with template
+/// parameters overridden (a short cache TTL, a small stage limit).
+async fn own_gateway(parameters: &[(&str, &str)]) -> (String, Arc<Gateway>) {
+    let functions = std::env::var("FLEETGATE_E2E_FUNCTIONS_URL").expect("FLEETGATE_E2E_FUNCTIONS_URL (make test)");
+    let overrides: BTreeMap<String, String> =
+        parameters.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let config =
+        GatewayConfig::from_template(&Template::load_default().unwrap(), &overrides, "fleetgate-local").unwrap();
+    let gateway = Arc::new(Gateway::new(config, &functions));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(gateway.clone().serve(listener));
+    (url, gateway)
+}
+
+#[tokio::test]
+async fn unknown_routes_and_bad_keys_get_the_templates_gateway_responses() {
+    let client = reqwest::Client::new();
+    let tenant = format!("e2e-gw-{}", std::process::id());
+    let good = key(&client, &tenant, "read-only").await;
+    let cases = [
+        // No route: API Gateway's MISSING_AUTHENTICATION_TOKEN, before any authorizer.
+        (
+            client.get(format!("{}/no-such-route", base_url())).header("X-API-Key", &good),
+            "MISSING_AUTHENTICATION_TOKEN",
+            404,
+        ),
+        (
+            client.delete(format!("{}/vehicles", base_url())).header("X-API-Key", &good),
+            "MISSING_AUTHENTICATION_TOKEN",
+            404,
+        ),
+        (
+            client.get(format!("{}/vehicles/", base_url())).header("X-API-Key", &good),
+            "MISSING_AUTHENTICATION_TOKEN",
+            404,
+        ),
+        // No identity source: refused without calling the authorizer.
+        (client.get(format!("{}/me", base_url())), "UNAUTHORIZED", 401),
+        (client.get(format!("{}/vehicles", base_url())).header("X-API-Key", "fg_test_garbage"), "UNAUTHORIZED", 401),
+        (
+            client
+                .get(format!("{}/me", base_url()))
+                .header("X-API-Key", "fg_test_0000000000000000000000000000000000000000"),
+            "UNAUTHORIZED",
+            401,
+        ),
+    ];
+    for (request, kind, status) in cases {
+        assert_gateway_response(request.send().await.unwrap(), kind, status).await;
+    }
+}
+
+#[tokio::test]
+async fn any_body_bytes_reach_the_function_and_never_a_gateway_500() {
+    let client = reqwest::Client::new();
+    let tenant = format!("e2e-bytes-{}", std::process::id());
+    let full = key(&client, &tenant, "full-fleet").await;
+    // Not UTF-8 (cargo lambda watch's own front answered these with a plain-text 500).
+    for body in [vec![0x77, 0xff, 0xfe], vec![0xff; 300], b"{\"vin\": \"\xc3\x28\"}".to_vec()] {
+        let response = client
+            .post(format!("{}/vehicles", base_url()))
+            .header("X-API-Key", &full)
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body:?}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        // The function's own problem (it names the request's id), not a gateway response.
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_json", "{problem}");
+    }
+    // Over API Gateway's 10 MB payload limit: refused by the gateway itself.
+    let huge = vec![b' '; fleetgate_local::gateway::MAX_PAYLOAD_BYTES + 1];
+    let response =
+        client.post(format!("{}/vehicles", base_url())).header("X-API-Key", &full).body(huge).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_at_once_through_the_flush_and_lives_for_the_ttl_without_it() {
+    let client = reqwest::Client::new();
+    let tenant = format!("e2e-revoke-{}", std::process::id());
+    let ttl = 3;
+    let (own, own_gateway) = own_gateway(&[("AuthorizerCacheTtlSeconds", "3")]).await;
+    let created = provision(
+        &client,
+        json!({"action": "create_key", "tenant_id": tenant, "name": "cached", "preset": "read-only"}),
+    )
+    .await;
+    let api_key = created["api_key"].as_str().unwrap().to_owned();
+    let key_id = created["key"]["key_id"].as_str().unwrap().to_owned();
+    let me = |base: String| {
+        let request = client.get(format!("{base}/me")).header("X-API-Key", &api_key);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Both gateways have the key's Allow in their caches.
+    assert_eq!(me(base_url()).await, 200);
+    assert_eq!(me(own.clone()).await, 200);
+    assert_eq!(own_gateway.cached_entries(), 1);
+
+    let revoked_at = Instant::now();
+    let revoked = provision(&client, json!({"action": "revoke_key", "tenant_id": tenant, "key_id": key_id})).await;
+    assert_eq!(revoked["authorizer_cache_flushed"], true, "{revoked}");
+    // The stack's gateway was flushed by the provisioner: refused at once.
+    assert_eq!(me(base_url()).await, 401);
+    // A gateway the provisioner does not flush keeps the cached Allow for its TTL...
+    assert_eq!(me(own.clone()).await, 200, "the cached Allow lives until the TTL");
+    tokio::time::sleep(Duration::from_secs(ttl).saturating_sub(revoked_at.elapsed()) + Duration::from_millis(300))
+        .await;
+    // ...and then asks the authorizer again.
+    assert_eq!(me(own.clone()).await, 401);
+
+    // The flush endpoint, called as API Gateway's FlushStageAuthorizersCache is.
+    let other = key(&client, &tenant, "read-only").await;
+    assert_eq!(client.get(format!("{own}/me")).header("X-API-Key", &other).send().await.unwrap().status(), 200);
+    assert_eq!(own_gateway.cached_entries(), 1);
+    let flushed =
+        client.delete(format!("{own}/restapis/fleetgate-local/stages/v1/cache/authorizers")).send().await.unwrap();
+    assert_eq!(flushed.status(), 202);
+    assert_eq!(own_gateway.cached_entries(), 0);
+    let wrong_stage =
+        client.delete(format!("{own}/restapis/fleetgate-local/stages/v2/cache/authorizers")).send().await.unwrap();
+    assert_eq!(wrong_stage.status(), 404);
+}
+
+#[tokio::test]
+async fn over_the_stage_limit_the_gateway_answers_throttled() {
+    let client = reqwest::Client::new();
+    let (own, _) = own_gateway(&[("ThrottlingRateLimit", "1"), ("ThrottlingBurstLimit", "2")]).await;
+    let mut statuses = Vec::new();
+    let mut throttled = None;
+    for _ in 0..4 {
+        let response = client.get(format!("{own}/me")).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 {
+            throttled = Some(response);
+        }
+    }
+    // The burst of 2 passes (to the authorizer: no key, so 401); then the bucket is empty.
+    assert_eq!(&statuses[..2], [401, 401]);
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+    let throttled = throttled.unwrap();
+    assert_eq!(throttled.headers()["retry-after"], "1");
+    assert_gateway_response(throttled, "THROTTLED", 429).await;
+}
