@@ -46,8 +46,10 @@ export_local_aws_env "$EMULATOR_PORT" "$API_PORT"
 cargo run --quiet -p fleetgate-local --bin local-stack -- tables
 # --ignore-changes: no hot reload while tests run (a file written meanwhile, such as
 # schemathesis' .hypothesis/ database, would restart every function mid-request).
-# The functions log at debug level, so the secrets scan below reads the most they ever log.
-RUST_LOG=debug start_watch_background "$FUNCTIONS_PORT" --ignore-changes
+# The functions log at trace level (AWS_LAMBDA_LOG_LEVEL, as Lambda's logging config sets
+# it; fleetgate_api::logging caps other crates at info), so the secrets scan below reads
+# the most they can ever log. RUST_LOG is cargo lambda's own level.
+RUST_LOG=info AWS_LAMBDA_LOG_LEVEL=trace start_watch_background "$FUNCTIONS_PORT" --ignore-changes
 wait_for_port "$FUNCTIONS_PORT" 60 "cargo lambda watch"
 # Stage throttling is the template's parameter, raised here: the soak measures data
 # integrity under concurrency, not the stage limit (the e2e tests check THROTTLED on a
@@ -84,8 +86,8 @@ contract "$full_key"
 step "contract with a read-only key (writes must be documented 403s)"
 contract "$read_key"
 
-step "no key material in the functions' debug logs or in any table"
-# Everything the functions (and the gateway) printed at debug level during the e2e,
+step "no key material in the functions' trace-level logs or in any table"
+# Everything the functions (and the gateway) printed at trace level during the e2e,
 # contract and soak runs (keys were created, used, rotated and revoked): no API key and
 # no hash of any key in the keys table; and no table item holds a plaintext key.
 cargo run --quiet -p fleetgate-local --bin local-stack -- check-secrets ".local/watch-$FUNCTIONS_PORT.log" ".local/gateway-$API_PORT.log"

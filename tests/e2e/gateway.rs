@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::{base_url, key, provision};
 
 /// The template's body for gateway response `kind`, as API Gateway renders it for `request_id`.
-fn template_body(kind: &str, request_id: &str) -> String {
+pub(crate) fn template_body(kind: &str, request_id: &str) -> String {
     let template = Template::load_default().unwrap();
     let responses = &template.properties("FleetApi").unwrap()["GatewayResponses"];
     let text = responses[kind]["ResponseTemplates"]["application/json"].as_str().unwrap();
@@ -118,8 +118,9 @@ async fn any_body_bytes_reach_the_function_and_never_a_gateway_500() {
 async fn a_revoked_key_stops_at_once_through_the_flush_and_lives_for_the_ttl_without_it() {
     let client = reqwest::Client::new();
     let tenant = format!("e2e-revoke-{}", std::process::id());
-    let ttl = 3;
-    let (own, own_gateway) = own_gateway(&[("AuthorizerCacheTtlSeconds", "3")]).await;
+    // Longer than a revocation takes (it flushes twice, 5 s apart).
+    let ttl = 12;
+    let (own, own_gateway) = own_gateway(&[("AuthorizerCacheTtlSeconds", "12")]).await;
     let created = provision(
         &client,
         json!({"action": "create_key", "tenant_id": tenant, "name": "cached", "preset": "read-only"}),
@@ -136,15 +137,14 @@ async fn a_revoked_key_stops_at_once_through_the_flush_and_lives_for_the_ttl_wit
     assert_eq!(me(own.clone()).await, 200);
     assert_eq!(own_gateway.cached_entries(), 1);
 
-    let revoked_at = Instant::now();
+    let cached_at = Instant::now();
     let revoked = provision(&client, json!({"action": "revoke_key", "tenant_id": tenant, "key_id": key_id})).await;
     assert_eq!(revoked["authorizer_cache_flushed"], true, "{revoked}");
     // The stack's gateway was flushed by the provisioner: refused at once.
     assert_eq!(me(base_url()).await, 401);
     // A gateway the provisioner does not flush keeps the cached Allow for its TTL...
     assert_eq!(me(own.clone()).await, 200, "the cached Allow lives until the TTL");
-    tokio::time::sleep(Duration::from_secs(ttl).saturating_sub(revoked_at.elapsed()) + Duration::from_millis(300))
-        .await;
+    tokio::time::sleep(Duration::from_secs(ttl).saturating_sub(cached_at.elapsed()) + Duration::from_millis(300)).await;
     // ...and then asks the authorizer again.
     assert_eq!(me(own.clone()).await, 401);
 

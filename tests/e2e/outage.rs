@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::gateway::template_body;
 use crate::{base_url, key, provision};
 
 /// The functions' DynamoDB calls give up after 4 s (SDK operation timeout); the
@@ -95,13 +96,22 @@ async fn outage_drill() {
             (started.elapsed(), response)
         });
     }
-    for (elapsed, response) in futures::future::join_all(answers).await {
+    let answers = futures::future::join_all(answers).await;
+    let last = answers.len() - 1;
+    for (n, (elapsed, response)) in answers.into_iter().enumerate() {
         let url = response.url().to_string();
         assert_eq!(response.status(), 503, "{url}");
         assert!(response.headers().contains_key("retry-after"), "{url}");
         assert!(elapsed < WITHIN, "{url} took {elapsed:?}");
-        let problem: Value = response.json().await.unwrap();
+        let request_id = response.headers().get("x-amzn-requestid").map(|v| v.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        let problem: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(problem["code"], "service_unavailable", "{url}");
+        if n == last {
+            // The uncached key: the authorizer failed, so it is the gateway's own
+            // answer, the template's AUTHORIZER_CONFIGURATION_ERROR byte for byte.
+            assert_eq!(body, template_body("AUTHORIZER_CONFIGURATION_ERROR", &request_id.unwrap()));
+        }
     }
     drop(frozen);
 

@@ -22,6 +22,9 @@ pub enum Fault {
     Silent,
     /// Every request is answered with DynamoDB's throttling error, as a table over capacity is.
     Throttled,
+    /// Every TransactWriteItems is cancelled with `ThrottlingError` (DynamoDB's answer
+    /// when an item's table or index is over capacity); other requests pass.
+    ThrottledTransactions,
     /// Requests whose `X-Amz-Target` names `operation` reach DynamoDB, but the
     /// next `count` of their answers are lost (the connection drops instead).
     LoseAnswers { operation: &'static str, count: usize },
@@ -137,6 +140,10 @@ async fn connection(
                 while matches!(inbound.read(&mut sink).await, Ok(n) if n > 0) {}
             }
             Fault::Throttled => answer_throttled(inbound).await,
+            Fault::ThrottledTransactions => {
+                let Ok(outbound) = TcpStream::connect(&upstream).await else { return };
+                throttle_transactions(inbound, outbound).await;
+            }
             Fault::None => {
                 if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -158,34 +165,83 @@ async fn connection(
 /// `ProvisionedThroughputExceededException`, on a kept-alive connection.
 async fn answer_throttled(mut inbound: TcpStream) {
     const BODY: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#;
-    let response = format!(
-        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: throttled\r\nContent-Length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
     let mut buffer = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let request_len = loop {
-            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                let headers = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
-                let body_len = headers
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .and_then(|value| value.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if buffer.len() >= end + 4 + body_len {
-                    break end + 4 + body_len;
-                }
-            }
-            match inbound.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        };
-        buffer.drain(..request_len);
-        if inbound.write_all(response.as_bytes()).await.is_err() {
+    while read_request(&mut inbound, &mut buffer).await.is_some() {
+        if inbound.write_all(answer(BODY).as_bytes()).await.is_err() {
             return;
         }
+    }
+}
+
+/// A 400 answer with DynamoDB's JSON error `body`.
+fn answer(body: &str) -> String {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The next whole request (headers, then `Content-Length` bytes of body) read from
+/// `inbound` into `buffer` and taken off it; `None` when the connection ends.
+async fn read_request<R: AsyncReadExt + Unpin>(inbound: &mut R, buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let headers = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let body_len = headers
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + body_len {
+                return Some(buffer.drain(..end + 4 + body_len).collect());
+            }
+        }
+        match inbound.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Forwards every request but TransactWriteItems, which is answered as cancelled
+/// by throttling. The client sends one request at a time (no pipelining), so no
+/// upstream answer is under way when a cancellation is written.
+async fn throttle_transactions(inbound: TcpStream, outbound: TcpStream) {
+    const BODY: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled, please refer cancellation reasons for specific reasons [ThrottlingError, None]","CancellationReasons":[{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity for one or more global secondary indexes. DynamoDB is automatically scaling your index so please try again shortly."},{"Code":"None"}]}"#;
+    let (mut client_read, client_write) = inbound.into_split();
+    let (mut upstream_read, mut upstream_write) = outbound.into_split();
+    let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
+    let requests = {
+        let client_write = client_write.clone();
+        async move {
+            let mut buffer = Vec::new();
+            while let Some(request) = read_request(&mut client_read, &mut buffer).await {
+                if contains(&request, b"DynamoDB_20120810.TransactWriteItems\r\n") {
+                    if client_write.lock().await.write_all(answer(BODY).as_bytes()).await.is_err() {
+                        return;
+                    }
+                } else if upstream_write.write_all(&request).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let answers = async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match upstream_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if client_write.lock().await.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = answers => {}
     }
 }
 

@@ -73,8 +73,8 @@ impl Stack {
         self.serial.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// One call of every endpoint (the HTTP routes, the authorizer, local-mode
-    /// key resolution and the provisioner), all at once.
+    /// One call of every endpoint (the HTTP routes, the authorizer and the
+    /// provisioner), all at once.
     async fn call_every_endpoint(&self) -> Vec<Outcome> {
         let (v, i) = (&self.vehicles, &self.inspections);
         let n = self.next();
@@ -244,6 +244,52 @@ async fn with_dynamodb_down_silent_or_throttling_every_endpoint_answers_503_and_
         assert_eq!(after, (counts.0 + 1, counts.1 + 1));
         counts = after;
     }
+}
+
+#[tokio::test]
+async fn a_transaction_cancelled_by_throttling_is_a_503_on_every_write_route_and_admin_action() {
+    let stack = Stack::new().await;
+    let (_, key_id) = stack.direct.create_key(&["vehicles:read"]).await;
+    let counts = stack.assert_whole().await;
+    // DynamoDB cancels a transaction with reason ThrottlingError when an item's
+    // table or index is over capacity: as transient as any throttling.
+    stack.proxy.set(Fault::ThrottledTransactions).await;
+    let (v, i) = (&stack.vehicles, &stack.inspections);
+    let writes = [
+        ("POST /vehicles", v.post(FULL, Req::new("POST", "/vehicles").json(&truck(70))).await),
+        ("PUT /vehicles/{id}", v.put(&stack.vehicle_id, &truck(71), None).await),
+        (
+            "POST /inspections",
+            i.submit(
+                FULL,
+                Req::new("POST", "/inspections").json(&inspection(&stack.vehicle_id, "2026-11-02T10:00:00Z", "pass")),
+            )
+            .await,
+        ),
+    ];
+    for (route, response) in &writes {
+        assert_eq!(response.status(), 503, "{route}: {:?}", response.body());
+        assert!(header(response, "retry-after").is_some(), "{route}");
+        assert_eq!(body_json(response)["code"], "service_unavailable", "{route}");
+    }
+    let tenant = stack.direct.tenant.clone();
+    let through = &v.stack;
+    let actions = [
+        json!({"action": "create_key", "tenant_id": tenant, "name": "k", "preset": "read-only"}),
+        json!({"action": "rotate_key", "tenant_id": tenant, "key_id": key_id}),
+        json!({"action": "revoke_key", "tenant_id": tenant, "key_id": key_id}),
+        json!({"action": "put_inspection_template", "tenant_id": tenant,
+               "template": {"id": "tpl_x", "name": "X", "items": [{"id": "a", "label": "A"}]}}),
+    ];
+    for action in actions {
+        let refused = through.provision(action.clone()).await.expect_err("refused while throttled");
+        assert_eq!(refused.code(), "service_unavailable", "{action}");
+    }
+    stack.proxy.set(Fault::None).await;
+    assert_eq!(stack.assert_whole().await, counts, "nothing was written");
+    let key =
+        stack.direct.provision(json!({"action": "get_key", "tenant_id": tenant, "key_id": key_id})).await.unwrap();
+    assert_eq!(key["key"]["status"], "active", "{key}");
 }
 
 #[tokio::test]

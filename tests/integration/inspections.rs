@@ -439,3 +439,80 @@ async fn the_audit_trail_reads_newest_first_with_since_and_paging() {
     assert_eq!(err.code(), "invalid_field");
     assert_eq!(page(json!({"limit": 0})).await.unwrap_err().code(), "invalid_field");
 }
+
+#[tokio::test]
+async fn a_crafted_timestamp_is_refused_and_an_unreadable_record_never_breaks_reads() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle_id = api.vehicle(1).await;
+    // Year 0 at +00:01 is year −1 in UTC, which has no RFC 3339 form: once stored,
+    // it made every read of the tenant's history a 500.
+    for crafted in ["0000-01-01T00:00:00+00:01", "0000-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        let refused = api.post(&inspection(&vehicle_id, crafted, "pass")).await;
+        assert_eq!(field_errors(&refused), ["performed_at"], "{crafted}");
+    }
+    let mut ids = Vec::new();
+    for at in ["2026-11-01T08:00:00Z", "2026-11-02T08:00:00Z"] {
+        let created = api.post(&inspection(&vehicle_id, at, "pass")).await;
+        ids.push(body_json(&created)["id"].as_str().unwrap().to_owned());
+    }
+    // Given: one record as an older version could have stored it (written directly).
+    api.stack
+        .client
+        .update_item()
+        .table_name(&api.stack.tables.fleet)
+        .key("pk", serde_dynamo::to_attribute_value(&api.stack.tenant).unwrap())
+        .key("sk", serde_dynamo::to_attribute_value(format!("inspection#{}", ids[0])).unwrap())
+        .update_expression("SET performed_at = :bad")
+        .expression_attribute_values(":bad", serde_dynamo::to_attribute_value("-001-12-31T23:59:00Z").unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    // Then: reading it is a 404 (logged for the operators), never a 500...
+    let get = |id: &str| {
+        let req = Req::with_id("GET", "/inspections", id).build(Some(&api.stack.key_context(READ_ONLY)));
+        get_inspection::handler(&api.get, req)
+    };
+    assert_eq!(get(&ids[0]).await.unwrap().status(), 404);
+    assert_eq!(get(&ids[1]).await.unwrap().status(), 200);
+    // ...and every list still answers, without it.
+    for query in [vec![], vec![("vehicle_id", vehicle_id.as_str())], vec![("outcome", "pass")]] {
+        let listed = api.list(&query).await;
+        assert_eq!(listed.status(), 200, "{query:?}");
+        let body = body_json(&listed);
+        let listed_ids: Vec<&str> =
+            body["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(listed_ids, [ids[1].as_str()], "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_replays_its_first_answer_even_after_the_template_changed() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle = api.vehicle(21).await;
+    let body = inspection(&vehicle, "2026-11-03T07:00:00Z", "pass");
+    let send =
+        || api.submit(DEVICE, Req::new("POST", "/inspections").header("Idempotency-Key", "lost-answer-1").json(&body));
+    // The device's first try was stored, but it never saw the answer.
+    let first = send().await;
+    assert_eq!(first.status(), 201, "{:?}", first.body());
+    // Meanwhile an admin changes the template: the same body would now be a 422
+    // (a new required item is unanswered).
+    api.stack
+        .provision(json!({"action": "put_inspection_template", "tenant_id": api.stack.tenant, "template": {
+            "id": "tpl_pretrip", "name": "Pre-trip v2",
+            "items": [{"id": "brakes", "label": "Brakes"}, {"id": "tyres", "label": "Tyres"}, {"id": "horn", "label": "Horn"}]}}))
+        .await
+        .unwrap();
+    let fresh = api.post(&inspection(&vehicle, "2026-11-03T07:00:00Z", "pass")).await;
+    assert_eq!(field_errors(&fresh).len(), 1, "without a key the new template applies");
+
+    // The retry gets the first answer, not a new verdict, and nothing is stored twice.
+    let retry = send().await;
+    assert_eq!(retry.status(), 201, "{:?}", retry.body());
+    assert_eq!(header(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(body_json(&retry)["id"], body_json(&first)["id"]);
+    assert_eq!(body_json(&api.list(&[]).await)["data"].as_array().unwrap().len(), 1);
+}

@@ -16,6 +16,21 @@ fn largest_template() -> Value {
     json!({"id": "tpl_big", "name": "n".repeat(100), "description": "d".repeat(1000), "items": items})
 }
 
+/// A submission against `largest_template`: every answer a failure with a note, as
+/// long as the 64 KiB body cap allows (the stored item carries each note twice,
+/// in result and defect, plus the labels: about 200 KB).
+fn largest_submission(vehicle_id: &str, performed_at: &str) -> Value {
+    let note_chars = 240;
+    let results: Vec<Value> = (0..200)
+        .map(|n| json!({"item_id": format!("item-{n:03}"), "status": "fail", "note": "ü".repeat(note_chars / 2)}))
+        .collect();
+    let body = json!({"vehicle_id": vehicle_id, "template_id": "tpl_big", "type": "pre_trip", "inspector": "i".repeat(100),
+                      "performed_at": performed_at, "odometer_km": 1, "location": "l".repeat(200),
+                      "signature": "s".repeat(200), "results": results});
+    assert!(body.to_string().len() <= fleetgate_api::input::MAX_BODY_BYTES, "{}", body.to_string().len());
+    body
+}
+
 #[tokio::test]
 async fn the_largest_template_and_the_largest_submission_are_stored_whole() {
     let api = Inspections::on(TestStack::new().await);
@@ -29,16 +44,7 @@ async fn the_largest_template_and_the_largest_submission_are_stored_whole() {
     assert_eq!(put["template"]["items"].as_array().unwrap().len(), 200);
 
     let vehicle_id = api.vehicle(1).await;
-    // Every answer a failure with a note, as long as the 64 KiB body cap allows:
-    // the stored item carries each note twice (result and defect) plus the labels.
-    let note_chars = 240;
-    let results: Vec<Value> = (0..200)
-        .map(|n| json!({"item_id": format!("item-{n:03}"), "status": "fail", "note": "ü".repeat(note_chars / 2)}))
-        .collect();
-    let body = json!({"vehicle_id": vehicle_id, "template_id": "tpl_big", "type": "pre_trip", "inspector": "i".repeat(100),
-                      "performed_at": "2026-11-01T08:00:00Z", "odometer_km": 1, "location": "l".repeat(200),
-                      "signature": "s".repeat(200), "results": results});
-    assert!(body.to_string().len() <= fleetgate_api::input::MAX_BODY_BYTES, "{}", body.to_string().len());
+    let body = largest_submission(&vehicle_id, "2026-11-01T08:00:00Z");
     let created = api.post(&body).await;
     assert_eq!(created.status(), 201, "{:?}", created.body());
     let id = body_json(&created)["id"].as_str().unwrap().to_owned();
@@ -102,4 +108,68 @@ async fn absurd_admin_requests_are_refused_and_change_nothing() {
     .await
     .unwrap();
     assert_eq!(body_json(&templates)["data"], json!([]));
+}
+
+#[tokio::test]
+async fn lists_past_dynamodbs_1_mb_read_limit_lose_no_item() {
+    let api = Inspections::on(TestStack::new().await);
+    api.stack
+        .provision(
+            json!({"action": "put_inspection_template", "tenant_id": api.stack.tenant, "template": largest_template()}),
+        )
+        .await
+        .unwrap();
+    let vehicle_id = api.vehicle(2).await;
+    let mut submitted = Vec::new();
+    for n in 0..12 {
+        let created = api.post(&largest_submission(&vehicle_id, &format!("2026-11-01T08:{n:02}:00Z"))).await;
+        assert_eq!(created.status(), 201, "{:?}", created.body());
+        submitted.push(body_json(&created)["id"].as_str().unwrap().to_owned());
+    }
+    submitted.reverse(); // lists are newest first
+
+    // Given: one read of these items stops at 1 MB, short of them all, with a LastEvaluatedKey
+    // (DynamoDB does this; so does the emulator). Without this the test could not fail.
+    let raw = api
+        .stack
+        .client
+        .query()
+        .table_name(&api.stack.tables.fleet)
+        .index_name("gsi2")
+        .key_condition_expression("gsi2pk = :v")
+        .expression_attribute_values(
+            ":v",
+            serde_dynamo::to_attribute_value(format!("{}#inspections#vehicle#{vehicle_id}", api.stack.tenant)).unwrap(),
+        )
+        .limit(26)
+        .send()
+        .await
+        .unwrap();
+    assert!(raw.items().len() < 12 && raw.last_evaluated_key().is_some(), "{} items", raw.items().len());
+
+    // One page holds them all and says it is the last.
+    let page = api.list(&[("vehicle_id", &vehicle_id), ("limit", "25")]).await;
+    let body = body_json(&page);
+    let ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, submitted);
+    assert_eq!(body["next_cursor"], Value::Null);
+    // Pages of 5 walk them all: 5, 5, 2.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut sizes = Vec::new();
+    loop {
+        let mut query = vec![("vehicle_id", vehicle_id.as_str()), ("limit", "5")];
+        if let Some(cursor) = cursor.as_deref() {
+            query.push(("cursor", cursor));
+        }
+        let body = body_json(&api.list(&query).await);
+        let data = body["data"].as_array().unwrap();
+        sizes.push(data.len());
+        walked.extend(data.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!((sizes, walked), (vec![5, 5, 2], submitted));
 }

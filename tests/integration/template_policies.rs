@@ -6,17 +6,63 @@ use std::collections::{BTreeMap, BTreeSet};
 use fleetgate_local::Template;
 use serde_norway::Value;
 
-/// (action, resource) pairs; resources as written: `KeysTable.Arn` for `!GetAtt`, the `!Sub` text.
-type Grants = BTreeSet<(String, String)>;
+/// (action, resource, condition) triples; resources as written: `KeysTable.Arn` for
+/// `!GetAtt`, the `!Sub` text; the statement's `Condition` as JSON ("" for none).
+type Grants = BTreeSet<(String, String, String)>;
 
-/// DynamoDB `actions` on each of `resources`.
+/// DynamoDB `actions` on each of `resources`, unconditionally.
 fn grants(pairs: &[(&[&str], &[&str])]) -> Grants {
     pairs
         .iter()
         .flat_map(|(actions, resources)| {
-            actions.iter().flat_map(move |a| resources.iter().map(move |r| (format!("dynamodb:{a}"), (*r).to_owned())))
+            actions.iter().flat_map(move |a| {
+                resources.iter().map(move |r| (format!("dynamodb:{a}"), (*r).to_owned(), String::new()))
+            })
         })
         .collect()
+}
+
+/// `grants` whose every statement carries `condition`.
+fn conditional(pairs: &[(&[&str], &[&str])], condition: &serde_json::Value) -> Grants {
+    grants(pairs).into_iter().map(|(a, r, _)| (a, r, condition.to_string())).collect()
+}
+
+/// The authorizer may update `last_used_at` and nothing else of a key.
+fn last_used_only() -> serde_json::Value {
+    serde_json::json!({
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["key_hash", "last_used_at"]},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+    })
+}
+
+/// Audit writers may put audit records' attributes and nothing else, reading nothing back.
+fn audit_record_only() -> serde_json::Value {
+    serde_json::json!({
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": audit_attributes()},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+    })
+}
+
+/// The attributes an audit record is stored with, from the code itself: the IAM
+/// condition cannot fall behind a new field.
+fn audit_attributes() -> Vec<String> {
+    let record = fleetgate_api::audit::AuditRecord::new(
+        fleetgate_scopes::TenantId::parse("t").unwrap(),
+        Some("key_x".into()),
+        "action",
+        Some("resource".into()),
+        "ok",
+        "request",
+        1,
+    );
+    let item =
+        serde_dynamo::to_item::<_, std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>(&record)
+            .unwrap();
+    let mut names: Vec<String> = item.into_keys().collect();
+    let order =
+        ["tenant_id", "sk", "at", "key_id", "action", "resource_id", "outcome", "request_id", "expires_at_epoch"];
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+    names
 }
 
 const KEYS: &str = "KeysTable.Arn";
@@ -27,24 +73,29 @@ const AUTHORIZER_CACHE: &str =
 
 /// What each function may do, and nothing more.
 fn expected() -> BTreeMap<&'static str, Grants> {
+    let audit = || conditional(&[(&["PutItem"], &[AUDIT])], &audit_record_only());
     let mut provisioner = grants(&[
         (&["GetItem", "PutItem", "UpdateItem", "Query"], &[KEYS, "${KeysTable.Arn}/index/tenant-keys"]),
         (&["GetItem", "PutItem"], &[FLEET]),
-        (&["PutItem", "Query"], &[AUDIT]),
+        (&["Query"], &[AUDIT]),
     ]);
+    provisioner.extend(audit());
     // Flushing the stage's authorizer cache after a revocation, and nothing else of API Gateway.
-    provisioner.insert(("apigateway:DELETE".into(), AUTHORIZER_CACHE.into()));
+    provisioner.insert(("apigateway:DELETE".into(), AUTHORIZER_CACHE.into(), String::new()));
+    let with_audit = |mut grants: Grants| {
+        grants.extend(audit());
+        grants
+    };
+    let mut authorizer = grants(&[(&["GetItem"], &[KEYS])]);
+    authorizer.extend(conditional(&[(&["UpdateItem"], &[KEYS])], &last_used_only()));
     BTreeMap::from([
-        ("authorizer", grants(&[(&["GetItem", "UpdateItem"], &[KEYS])])),
+        ("authorizer", authorizer),
         ("provisioner", provisioner),
         ("whoami", Grants::new()),
         ("list-vehicles", grants(&[(&["Query"], &[FLEET, "${FleetTable.Arn}/index/gsi1"])])),
         ("get-vehicle", grants(&[(&["GetItem"], &[FLEET])])),
-        (
-            "create-vehicle",
-            grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET]), (&["PutItem"], &[AUDIT])]),
-        ),
-        ("update-vehicle", grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET]), (&["PutItem"], &[AUDIT])])),
+        ("create-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
+        ("update-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),
         ("list-inspection-templates", grants(&[(&["Query"], &[FLEET])])),
         (
             "list-inspections",
@@ -60,10 +111,7 @@ fn expected() -> BTreeMap<&'static str, Grants> {
         ),
         (
             "create-inspection",
-            grants(&[
-                (&["BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET]),
-                (&["PutItem"], &[AUDIT]),
-            ]),
+            with_audit(grants(&[(&["BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])])),
         ),
         ("get-inspection", grants(&[(&["GetItem"], &[FLEET])])),
     ])
@@ -104,9 +152,17 @@ fn actual() -> BTreeMap<String, Grants> {
                 policy.get("Statement").unwrap_or_else(|| panic!("{binary}: policy without Statement: {policy:?}"));
             for statement in as_list(Some(statements)) {
                 assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{binary}");
+                let condition = statement
+                    .get("Condition")
+                    .map(|c| serde_json::to_value(c).expect("a condition is JSON-like").to_string())
+                    .unwrap_or_default();
                 for action in as_list(statement.get("Action")) {
                     for resource in as_list(statement.get("Resource")) {
-                        granted.insert((action.as_str().unwrap_or("?").to_owned(), resource_name(&resource)));
+                        granted.insert((
+                            action.as_str().unwrap_or("?").to_owned(),
+                            resource_name(&resource),
+                            condition.clone(),
+                        ));
                     }
                 }
             }
@@ -131,7 +187,7 @@ fn every_function_has_exactly_its_pinned_grants() {
 #[test]
 fn no_wildcards_no_key_table_for_endpoints_and_an_append_only_audit() {
     for (function, grants) in actual() {
-        for (action, resource) in &grants {
+        for (action, resource, condition) in &grants {
             assert!(!action.contains('*') && !resource.contains('*'), "{function}: {action} on {resource}");
             if function != "authorizer" && function != "provisioner" {
                 assert!(!resource.contains("KeysTable"), "{function} must not see the keys table");
@@ -143,6 +199,12 @@ fn no_wildcards_no_key_table_for_endpoints_and_an_append_only_audit() {
                     &["dynamodb:PutItem"]
                 };
                 assert!(allowed.contains(&action.as_str()), "{function}: {action} on the audit table");
+                if action == "dynamodb:PutItem" {
+                    assert_eq!(condition, &audit_record_only().to_string(), "{function}: audit puts are conditioned");
+                }
+            }
+            if resource == KEYS && action == "dynamodb:UpdateItem" && function == "authorizer" {
+                assert_eq!(condition, &last_used_only().to_string(), "the authorizer may touch last_used_at only");
             }
         }
     }
@@ -178,4 +240,72 @@ fn gateway_errors_are_problem_json() {
         assert_eq!(failure["StatusCode"].as_u64(), Some(503), "{kind}");
         assert!(failure["ResponseParameters"]["Headers"].get("Retry-After").is_some(), "{kind}");
     }
+}
+
+/// The template as CloudFormation receives it, after the SAM transform
+/// (`tests/template/translate.py`, with samtranslator from the SAM CLI that
+/// `make test` installs into `.tools/venv`).
+fn translated() -> serde_json::Value {
+    let root = fleetgate_local::workspace_root();
+    let python = root.join(".tools/venv/bin/python");
+    let output = std::process::Command::new(&python)
+        .arg(root.join("tests/template/translate.py"))
+        .arg(root.join("infra/template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (make test installs it)", python.display()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("translated template is JSON")
+}
+
+/// Resource types that hold what a deployment must not lose with its stack.
+const STATEFUL_TYPES: [&str; 5] = [
+    "AWS::DynamoDB::Table",
+    "AWS::SQS::Queue",
+    "AWS::SecretsManager::Secret",
+    "AWS::Logs::LogGroup",
+    "AWS::Kinesis::Stream",
+];
+
+#[test]
+fn exactly_one_api_stage_is_deployed() {
+    let resources = translated()["Resources"].as_object().unwrap().clone();
+    // A Stage resource is a stage; so is a Deployment's StageName (SAM's implicit
+    // "Stage" stage when OpenApiVersion is not set).
+    let mut stages: Vec<serde_json::Value> = Vec::new();
+    for resource in resources.values() {
+        match resource["Type"].as_str().unwrap() {
+            "AWS::ApiGateway::Stage" => stages.push(resource["Properties"]["StageName"].clone()),
+            "AWS::ApiGateway::Deployment" if resource["Properties"].get("StageName").is_some() => {
+                stages.push(resource["Properties"]["StageName"].clone())
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(stages, [serde_json::json!({"Ref": "StageName"})]);
+}
+
+#[test]
+fn every_stateful_resource_outlives_the_stack() {
+    let resources = translated()["Resources"].as_object().unwrap().clone();
+    let mut stateful = 0;
+    for (name, resource) in &resources {
+        let kind = resource["Type"].as_str().unwrap();
+        if !STATEFUL_TYPES.contains(&kind) {
+            continue;
+        }
+        stateful += 1;
+        assert_eq!(resource["DeletionPolicy"], "Retain", "{name}");
+        assert_eq!(resource["UpdateReplacePolicy"], "Retain", "{name}");
+        if kind == "AWS::DynamoDB::Table" {
+            assert_eq!(
+                resource["Properties"]["DeletionProtectionEnabled"],
+                serde_json::json!({"Ref": "TableDeletionProtection"}),
+                "{name}"
+            );
+        }
+    }
+    // Three tables, the cursor secret and the access log group, at least.
+    assert!(stateful >= 5, "{stateful} stateful resources");
+    let template = Template::load_default().unwrap();
+    assert_eq!(template.parameter_default("TableDeletionProtection").as_deref(), Some("true"));
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use http::StatusCode;
 use serde_json::json;
 
+use fleetgate_api::Timestamp;
 use fleetgate_api::http::{Gate, json_response, serve};
 use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId, routes};
 
@@ -110,4 +111,28 @@ async fn a_tampered_authorizer_context_is_refused() {
     fields.insert("scopes", "vehicles:read admin:all".into());
     let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[], Some(&fields))).await.unwrap();
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn a_key_that_expired_after_its_allow_was_cached_stops_at_its_expiry() {
+    let with_expiry = |expires_at: Timestamp| {
+        AuthContext::new(
+            TenantId::parse("acme").unwrap(),
+            "key_abcdefghijklmnopqrst".into(),
+            "tms-sync".into(),
+            ScopeSet::parse_space_separated("vehicles:read").unwrap(),
+            Environment::Test,
+            Some(expires_at.to_string()),
+        )
+        .to_authorizer_context()
+        .into_iter()
+        .collect::<BTreeMap<_, _>>()
+    };
+    // The cached context still names the key, but its expiry has passed.
+    let expired = with_expiry(Timestamp::now().minus(time::Duration::seconds(1)));
+    let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[], Some(&expired))).await.unwrap();
+    assert_eq!((response.status().as_u16(), body_json(&response)["code"].clone()), (401, json!("invalid_api_key")));
+    let valid = with_expiry(Timestamp::now().plus(time::Duration::seconds(60)));
+    let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[], Some(&valid))).await.unwrap();
+    assert_eq!(response.status(), 200);
 }

@@ -40,6 +40,12 @@ async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Re
     let now = Timestamp::now();
     let body = json_body(&req)?;
     let input = InspectionInput::parse(body.clone(), now)?;
+    // A retry of a completed submission replays its first answer before the vehicle
+    // and template are checked again: an admin may have changed the template since,
+    // and a 422 now would make the device resubmit under a new key (a duplicate).
+    if let Some(replay) = state.idempotency.completed(&call, &req, &body).await? {
+        return Ok(replay);
+    }
     let tenant = &call.auth.tenant_id;
     // One round trip, scoped to the caller's tenant: another tenant's ids are unknown here.
     let (vehicle, template) =

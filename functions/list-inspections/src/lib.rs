@@ -64,7 +64,9 @@ fn parse_filter(params: &[(String, String)]) -> Result<InspectionFilter, ApiErro
     let mut filter = InspectionFilter::default();
     let time = |name: &str, value: &str| {
         Timestamp::parse(value).ok_or_else(|| {
-            invalid_parameter(format!("{name} must be an RFC 3339 timestamp, e.g. 2026-11-01T08:00:00Z."))
+            invalid_parameter(format!(
+                "{name} must be an RFC 3339 timestamp from 1970 to 9999 (UTC), e.g. 2026-11-01T08:00:00Z."
+            ))
         })
     };
     for (name, value) in params {

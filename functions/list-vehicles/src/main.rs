@@ -3,7 +3,7 @@ use list_vehicles::{State, handler};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    fleetgate_api::logging::init(env!("CARGO_CRATE_NAME"));
     let state = State::from_env().await?;
     let state = &state;
     run(service_fn(move |req| handler(state, req))).await

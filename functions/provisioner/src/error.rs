@@ -65,11 +65,7 @@ impl ProvisionError {
 
 impl From<DbError> for ProvisionError {
     fn from(err: DbError) -> Self {
-        if matches!(err, DbError::Unavailable(_)) || err.is_conflict() {
-            ProvisionError::Unavailable(err)
-        } else {
-            ProvisionError::Internal(err)
-        }
+        if err.is_transient() { ProvisionError::Unavailable(err) } else { ProvisionError::Internal(err) }
     }
 }
 

@@ -131,6 +131,9 @@ pub enum CancelReason {
     ConditionFailed,
     /// Another transaction touched this item at the same moment; retrying may succeed.
     Conflict,
+    /// The table or index was over its capacity for this item (`ThrottlingError`,
+    /// `ProvisionedThroughputExceeded`): as transient as any throttling.
+    Throttled,
     Other(String),
 }
 
@@ -164,6 +167,19 @@ impl DbError {
         matches!(self, DbError::TransactionCancelled { reasons } if reasons.first() == Some(&CancelReason::ConditionFailed))
     }
 
+    /// Worth retrying later (answer 503 with `Retry-After`): DynamoDB unavailable or
+    /// throttling, a transaction cancelled by throttling, or a race lost to a concurrent
+    /// write of the same item.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::TransactionCancelled { reasons } => {
+                reasons.iter().any(|r| matches!(r, CancelReason::Conflict | CancelReason::Throttled))
+            }
+            _ => false,
+        }
+    }
+
     /// A concurrent transaction on the same items: the caller may re-read and retry.
     pub fn is_conflict(&self) -> bool {
         matches!(self, DbError::TransactionCancelled { reasons } if reasons.contains(&CancelReason::Conflict))
@@ -186,6 +202,7 @@ pub async fn transact_write(client: &Client, items: Vec<TransactWriteItem>) -> R
                 "None" => CancelReason::None,
                 "ConditionalCheckFailed" => CancelReason::ConditionFailed,
                 "TransactionConflict" => CancelReason::Conflict,
+                "ThrottlingError" | "ProvisionedThroughputExceeded" => CancelReason::Throttled,
                 other => CancelReason::Other(other.to_owned()),
             })
             .collect();
@@ -258,6 +275,16 @@ mod tests {
         let err = GetItemError::generic(meta.build());
         let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from("<html>oops</html>"));
         DbError::from(SdkError::service_error(err, raw))
+    }
+
+    #[test]
+    fn cancelled_transactions_are_transient_when_a_reason_is_throttling_or_a_race() {
+        let cancelled = |reasons: Vec<CancelReason>| DbError::TransactionCancelled { reasons };
+        assert!(cancelled(vec![CancelReason::None, CancelReason::Throttled]).is_transient());
+        assert!(cancelled(vec![CancelReason::Conflict, CancelReason::None]).is_transient());
+        assert!(!cancelled(vec![CancelReason::ConditionFailed, CancelReason::None]).is_transient());
+        assert!(!cancelled(vec![CancelReason::Other("ValidationError".into())]).is_transient());
+        assert!(!DbError::ConditionFailed.is_transient());
     }
 
     #[test]

@@ -196,12 +196,7 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
-        // A race lost to a concurrent write of the same item is transient too: retry.
-        if matches!(err, DbError::Unavailable(_)) || err.is_conflict() {
-            ApiError::ServiceUnavailable(err)
-        } else {
-            ApiError::Internal(Box::new(err))
-        }
+        if err.is_transient() { ApiError::ServiceUnavailable(err) } else { ApiError::Internal(Box::new(err)) }
     }
 }
 

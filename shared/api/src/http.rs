@@ -17,6 +17,7 @@ use fleetgate_scopes::{AuthContext, Route};
 use crate::audit::AuditLog;
 use crate::dynamo::ConfigError;
 use crate::error::ApiError;
+use crate::timestamp::Timestamp;
 
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -70,6 +71,21 @@ fn authorizer_context(req: &Request) -> Result<AuthContext, ApiError> {
     })
 }
 
+/// API Gateway caches the authorizer's Allow for up to its TTL (at most an hour):
+/// a key that expired since (or a rotated key whose grace period ended) stops
+/// here, at its expiry, not when the cached answer does.
+fn unexpired(auth: AuthContext, now: Timestamp) -> Result<AuthContext, ApiError> {
+    match auth.expires_at.as_deref().map(Timestamp::parse) {
+        None => Ok(auth),
+        Some(Some(expires_at)) if expires_at > now => Ok(auth),
+        Some(Some(_)) => Err(ApiError::InvalidApiKey),
+        Some(None) => {
+            tracing::error!("authorizer context has a malformed expires_at");
+            Err(ApiError::InvalidApiKey)
+        }
+    }
+}
+
 /// The id a client can quote: API Gateway's request id, else Lambda's.
 pub fn request_id(req: &Request) -> String {
     let gateway_id = match req.request_context_ref() {
@@ -107,7 +123,7 @@ where
         let err = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: route.method };
         return finish(route, &request_id, None, Err(err));
     }
-    let auth = match authorizer_context(&req) {
+    let auth = match authorizer_context(&req).and_then(|auth| unexpired(auth, Timestamp::now())) {
         Ok(auth) => auth,
         Err(err) => return finish(route, &request_id, None, Err(err)),
     };

@@ -113,16 +113,8 @@ impl IdempotencyStore {
     /// Claims the request's `Idempotency-Key`, or finds the response to replay.
     /// `body` is the parsed, already validated request body.
     pub async fn begin(&self, call: &Call, req: &Request, body: &Value) -> Result<Begin, ApiError> {
-        let Some(key) = idempotency_key(req)? else {
+        let Some(claim) = self.claim_for(call, req, body)? else {
             return Ok(Begin::Proceed(None));
-        };
-        let claim = Claim {
-            table: self.table.clone(),
-            pk: call.auth.tenant_id.to_string(),
-            sk: format!("idem#{}#{key}", call.route.describe()),
-            // serde_json's map is ordered by key, so the same JSON in another key order hashes alike.
-            request_hash: hex(&Sha256::digest(body.to_string().as_bytes())),
-            token: crate::ids::new_sortable_id("claim_"),
         };
         let started = tokio::time::Instant::now();
         loop {
@@ -137,9 +129,7 @@ impl IdempotencyStore {
                 return Ok(Begin::Proceed(Some(claim)));
             }
             if existing.request_hash != claim.request_hash {
-                return Err(ApiError::Conflict {
-                    detail: "This Idempotency-Key was already used with a different request body; use a new key for a new request.".into(),
-                });
+                return Err(reused_with_another_body());
             }
             if let Some(stored) = existing.response.filter(|_| existing.state == ClaimState::Completed) {
                 return Ok(Begin::Replay(replay(stored)));
@@ -151,6 +141,46 @@ impl IdempotencyStore {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The stored answer when this request (same key, same body) already completed;
+    /// a key used with another body is the 409 it would be in [`IdempotencyStore::begin`].
+    /// For handlers whose validation reads data that can change between a request
+    /// and its retry (an inspection's template): the retry must get the first answer,
+    /// not a new verdict. Costs one GetItem, only when `Idempotency-Key` is sent.
+    pub async fn completed(
+        &self,
+        call: &Call,
+        req: &Request,
+        body: &Value,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let Some(claim) = self.claim_for(call, req, body)? else {
+            return Ok(None);
+        };
+        match self.read(&claim).await? {
+            Some(existing) if existing.state == ClaimState::Completed => {
+                if existing.request_hash != claim.request_hash {
+                    return Err(reused_with_another_body());
+                }
+                Ok(existing.response.map(replay))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The claim this request would make: `None` without an `Idempotency-Key`.
+    fn claim_for(&self, call: &Call, req: &Request, body: &Value) -> Result<Option<Claim>, ApiError> {
+        let Some(key) = idempotency_key(req)? else {
+            return Ok(None);
+        };
+        Ok(Some(Claim {
+            table: self.table.clone(),
+            pk: call.auth.tenant_id.to_string(),
+            sk: format!("idem#{}#{key}", call.route.describe()),
+            // serde_json's map is ordered by key, so the same JSON in another key order hashes alike.
+            request_hash: hex(&Sha256::digest(body.to_string().as_bytes())),
+            token: crate::ids::new_sortable_id("claim_"),
+        }))
     }
 
     /// Puts the in-progress record unless a live one exists. `true` if this call won.
@@ -260,6 +290,13 @@ impl Claim {
             .build()
             .map_err(|e| internal(Box::new(e)))?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+fn reused_with_another_body() -> ApiError {
+    ApiError::Conflict {
+        detail: "This Idempotency-Key was already used with a different request body; use a new key for a new request."
+            .into(),
     }
 }
 

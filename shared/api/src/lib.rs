@@ -17,6 +17,7 @@ pub mod ids;
 pub mod input;
 pub mod keys;
 pub mod list;
+pub mod logging;
 pub mod timestamp;
 
 pub use error::{ApiError, FieldError};

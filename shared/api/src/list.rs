@@ -136,14 +136,29 @@ impl PageRequest {
 /// `None` exactly when nothing follows. Reads one extra item to know that.
 /// `key` names the attributes DynamoDB needs to resume: the table's key, plus
 /// the index's key when the query reads an index.
+///
+/// DynamoDB also ends a read at 1 MB of data, with fewer items than asked and a
+/// `LastEvaluatedKey`: the read then goes on from there until it has `limit + 1`
+/// items or the partition ends, so a page is never cut short (bounded: at most
+/// 101 items, each ≤ 400 KB).
 pub async fn query_page<T: DeserializeOwned>(
     query: QueryFluentBuilder,
     key: &[&str],
     limit: i32,
     start: Option<&Position>,
 ) -> Result<(Vec<T>, Option<Position>), DbError> {
-    let output = query.limit(limit + 1).set_exclusive_start_key(start.map(start_key)).send().await?;
-    let mut items = output.items.unwrap_or_default();
+    let wanted = limit as usize + 1;
+    let mut items = Vec::with_capacity(wanted);
+    let mut resume = start.map(start_key);
+    loop {
+        let asked = (wanted - items.len()) as i32;
+        let output = query.clone().limit(asked).set_exclusive_start_key(resume).send().await?;
+        items.extend(output.items.unwrap_or_default());
+        resume = output.last_evaluated_key;
+        if items.len() >= wanted || resume.is_none() {
+            break;
+        }
+    }
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let next = match (more, items.last()) {
@@ -152,8 +167,22 @@ pub async fn query_page<T: DeserializeOwned>(
         }
         _ => None,
     };
-    let items = items.into_iter().map(serde_dynamo::from_item).collect::<Result<Vec<T>, _>>()?;
+    let items = items.into_iter().filter_map(readable_item).collect();
     Ok((items, next))
+}
+
+/// A stored item as `T`; `None`, logged for the operators, when it does not map
+/// (written by an older version, say). One unreadable record must not make its
+/// whole list fail: it is left out, and a direct read of it is a 404.
+pub fn readable_item<T: DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Option<T> {
+    let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
+    match serde_dynamo::from_item(item) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            tracing::error!(sk, error = %err, "a stored item does not map; left out");
+            None
+        }
+    }
 }
 
 /// A DynamoDB key as a cursor position (string attributes only).

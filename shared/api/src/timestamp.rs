@@ -6,6 +6,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
+/// The years a timestamp may have, in UTC: their text form is always
+/// `YYYY-MM-DDTHH:MM:SSZ`, which parses back to the same instant and sorts as
+/// time does. (RFC 3339 allows years 0000–9999 with any offset; year 0 at
+/// `+00:01` is year −1 in UTC, which has no RFC 3339 form.) Nothing Fleetgate
+/// records predates the Unix epoch.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+
 /// A UTC instant truncated to whole seconds, written as `2026-11-01T08:00:00Z`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(OffsetDateTime);
@@ -29,13 +36,20 @@ impl Timestamp {
     }
 
     fn from_datetime(at: OffsetDateTime) -> Timestamp {
-        let utc = at.to_offset(UtcOffset::UTC);
-        Timestamp(utc.replace_nanosecond(0).expect("0 ns is valid"))
+        Timestamp::checked_from_datetime(at).expect("the clock reads a time in range")
     }
 
-    /// Parses any RFC 3339 instant (any offset, any precision) into UTC seconds.
+    /// In UTC, if that is representable (`9999-12-31T23:59:59-00:01` is not: year 10000).
+    fn checked_from_datetime(at: OffsetDateTime) -> Option<Timestamp> {
+        let utc = at.checked_to_offset(UtcOffset::UTC)?;
+        Some(Timestamp(utc.replace_nanosecond(0).expect("0 ns is valid")))
+    }
+
+    /// Parses any RFC 3339 instant (any offset, any precision) into UTC seconds;
+    /// `None` when its UTC year is outside [`YEARS`].
     pub fn parse(s: &str) -> Option<Timestamp> {
-        OffsetDateTime::parse(s, &Rfc3339).ok().map(Timestamp::from_datetime)
+        let at = Timestamp::checked_from_datetime(OffsetDateTime::parse(s, &Rfc3339).ok()?)?;
+        YEARS.contains(&at.year()).then_some(at)
     }
 
     pub fn plus(self, by: Duration) -> Timestamp {
@@ -100,7 +114,39 @@ mod tests {
         assert!(Timestamp::parse("yesterday").is_none());
     }
 
+    #[test]
+    fn instants_outside_the_years_are_refused_whatever_their_offset() {
+        for text in [
+            "0000-01-01T00:00:00+00:01",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:30:00+01:00",
+            "9999-12-31T23:59:59-00:01",
+        ] {
+            assert_eq!(Timestamp::parse(text), None, "{text}");
+        }
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:00Z").unwrap().unix_seconds(), 0);
+        assert_eq!(Timestamp::parse("9999-12-31T23:59:59Z").unwrap().to_string(), "9999-12-31T23:59:59Z");
+    }
+
     proptest! {
+        /// Every accepted input, whatever its offset and year, formats to text that
+        /// parses back to the same instant (a stored value can always be read).
+        #[test]
+        fn every_accepted_timestamp_round_trips(
+            year in 0i32..=9999, month in 1u8..=12, day in 1u8..=28, hour in 0u8..24, minute in 0u8..60,
+            second in 0u8..60, sign in prop::bool::ANY, offset_hours in 0u8..24, offset_minutes in 0u8..60,
+        ) {
+            let sign = if sign { '+' } else { '-' };
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{sign}{offset_hours:02}:{offset_minutes:02}"
+            );
+            if let Some(at) = Timestamp::parse(&text) {
+                prop_assert!(YEARS.contains(&at.year()));
+                prop_assert_eq!(Timestamp::parse(&at.to_string()), Some(at));
+            }
+        }
+
         #[test]
         fn string_order_is_time_order(a in 0i64..4_000_000_000, b in 0i64..4_000_000_000) {
             let ta = Timestamp::from_datetime(OffsetDateTime::from_unix_timestamp(a).unwrap());

@@ -16,6 +16,7 @@ use serde_json::Value;
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
 use fleetgate_api::error::{ApiError, FieldError};
 use fleetgate_api::input::{Fields, all_valid, integer, text};
+use fleetgate_api::list::readable_item;
 use fleetgate_api::list::{Position, query_page};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
@@ -146,7 +147,7 @@ impl InspectionInput {
             let at = v
                 .as_str()
                 .and_then(Timestamp::parse)
-                .ok_or("must be an RFC 3339 timestamp, e.g. 2026-11-01T08:00:00Z")?;
+                .ok_or("must be an RFC 3339 timestamp from 1970 to 9999 (UTC), e.g. 2026-11-01T08:00:00Z")?;
             if at > now.plus(CLOCK_SKEW) {
                 return Err("must not be in the future".to_owned());
             }
@@ -396,10 +397,10 @@ impl InspectionStore {
             for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                 match item.get("sk").and_then(|sk| sk.as_s().ok()) {
                     Some(sk) if sk.starts_with("vehicle#") => {
-                        vehicle = Some(serde_dynamo::from_item::<_, VehicleItem>(item)?.into_vehicle())
+                        vehicle = readable_item::<VehicleItem>(item).map(VehicleItem::into_vehicle)
                     }
                     Some(sk) if sk.starts_with("template#") => {
-                        template = Some(serde_dynamo::from_item::<_, TemplateItemRecord>(item)?.template)
+                        template = readable_item::<TemplateItemRecord>(item).map(|record| record.template)
                     }
                     _ => {}
                 }

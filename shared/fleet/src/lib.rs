@@ -14,7 +14,8 @@ pub(crate) mod table {
     use fleetgate_scopes::TenantId;
     use serde::de::DeserializeOwned;
 
-    /// One item of `tenant`, strongly consistent, as `T`.
+    /// One item of `tenant`, strongly consistent, as `T` (`None` also for an item
+    /// that does not map: logged, and a 404 to the client, never a 500).
     pub async fn get<T: DeserializeOwned>(
         client: &Client,
         table: &str,
@@ -29,7 +30,7 @@ pub(crate) mod table {
             .consistent_read(true)
             .send()
             .await?;
-        Ok(output.item.map(serde_dynamo::from_item).transpose()?)
+        Ok(output.item.and_then(fleetgate_api::list::readable_item))
     }
 
     /// The table's own key.
