@@ -6,7 +6,7 @@ export PATH="$root/.tools/venv/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
 started_pids=()
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 # True when something accepts TCP connections on 127.0.0.1:$1 (bash only, no curl needed).
 port_answers() {
