@@ -86,11 +86,11 @@ stop_started() {
   started_pids=()
 }
 
-# The environment of everything local: the emulator on $1 (DynamoDB), the local gateway
+# The environment of everything local: the emulator on $1 (DynamoDB, Secrets Manager), the local gateway
 # on $2 (API Gateway's control plane, for the provisioner's authorizer-cache flush),
 # dummy credentials, no instance-metadata probing.
 export_local_aws_env() {
-  export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$1"
+  export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$1" AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$1"
   export AWS_ENDPOINT_URL_API_GATEWAY="http://127.0.0.1:$2"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true
 }

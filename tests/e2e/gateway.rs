@@ -106,7 +106,16 @@ async fn any_body_bytes_reach_the_function_and_never_a_gateway_500() {
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["code"], "invalid_json", "{problem}");
     }
-    // Over API Gateway's 10 MB payload limit: refused by the gateway itself.
+    // Over the functions' 64 KiB: refused before Lambda by the template's WAF rule
+    // (between 6 and 10 MB Lambda itself would refuse it, as a 5xx).
+    let over = vec![b' '; fleetgate_api::input::MAX_BODY_BYTES + 1];
+    let response =
+        client.post(format!("{}/vehicles", base_url())).header("X-API-Key", &full).body(over).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let template = Template::load_default().unwrap();
+    let waf = &template.properties("BodySizeWebAcl").unwrap()["CustomResponseBodies"]["payload-too-large"]["Content"];
+    assert_eq!(response.text().await.unwrap(), waf.as_str().unwrap());
+    // Over API Gateway's 10 MB payload limit: refused before anything else too.
     let huge = vec![b' '; fleetgate_local::gateway::MAX_PAYLOAD_BYTES + 1];
     let response =
         client.post(format!("{}/vehicles", base_url())).header("X-API-Key", &full).body(huge).send().await.unwrap();

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use fleetgate_api::audit::AuditLog;
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::http::Gate;
 use fleetgate_api::keys::{KeyResolver, KeyStore};
-use fleetgate_api::list::CursorSigner;
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::VehicleStore;
 use fleetgate_local::{TableNames, Template, create_tables};
@@ -173,7 +173,7 @@ fn provisioner_state(client: &Client, tables: &TableNames) -> provisioner::State
         keys: KeyStore::new(client.clone(), tables.keys.clone()),
         audit: AuditLog::new(client.clone(), tables.audit.clone()),
         templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
-        cursors: CursorSigner::new("test-secret"),
+        cursors: CursorKeys::fixed("test-secret"),
         environment: Environment::Test,
         authorizer_cache: None,
     }

@@ -36,7 +36,7 @@ impl Inspections {
     pub(crate) fn on(stack: TestStack) -> Inspections {
         let fleet = stack.tables.fleet.clone();
         let client = stack.client.clone();
-        let cursors = fleetgate_api::list::CursorSigner::new("test-secret");
+        let cursors = fleetgate_api::cursor_keys::CursorKeys::fixed("test-secret");
         Inspections {
             templates: list_inspection_templates::State {
                 gate: stack.gate(),

@@ -2,6 +2,7 @@
 //! Run them with `make test` (it starts DynamoDB Local and sets FLEETGATE_TEST_DYNAMODB_URL).
 
 mod authorizer;
+mod cursor_keys;
 mod fault_proxy;
 mod faults;
 mod helpers;

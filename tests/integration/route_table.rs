@@ -62,6 +62,11 @@ fn the_local_gateway_serves_exactly_the_route_table() {
     assert_eq!(served, expected_routes());
     assert_eq!(config.authorizer, "authorizer");
     assert_eq!(config.identity_header, "x-api-key");
+    // The WAF body-size rule, as deployed by default, and gone when its parameter says so.
+    assert_eq!(config.body_limit.map(|limit| (limit.max_bytes, limit.status)), Some((65_536, 413)));
+    let overrides = BTreeMap::from([("BodySizeFirewall".to_owned(), "false".to_owned())]);
+    let without = GatewayConfig::from_template(&Template::load_default().unwrap(), &overrides, "api").unwrap();
+    assert_eq!(without.body_limit, None);
 }
 
 #[test]

@@ -27,6 +27,11 @@ fn conditional(pairs: &[(&[&str], &[&str])], condition: &serde_json::Value) -> G
     grants(pairs).into_iter().map(|(a, r, _)| (a, r, condition.to_string())).collect()
 }
 
+/// Reading the list-cursor secret (functions that page).
+fn cursor_secret() -> Grants {
+    Grants::from([("secretsmanager:GetSecretValue".to_owned(), "CursorSecret".to_owned(), String::new())])
+}
+
 /// The authorizer may update `last_used_at` and nothing else of a key.
 fn last_used_only() -> serde_json::Value {
     serde_json::json!({
@@ -80,8 +85,13 @@ fn expected() -> BTreeMap<&'static str, Grants> {
         (&["Query"], &[AUDIT]),
     ]);
     provisioner.extend(audit());
+    provisioner.extend(cursor_secret());
     // Flushing the stage's authorizer cache after a revocation, and nothing else of API Gateway.
     provisioner.insert(("apigateway:DELETE".into(), AUTHORIZER_CACHE.into(), String::new()));
+    let with_cursors = |mut grants: Grants| {
+        grants.extend(cursor_secret());
+        grants
+    };
     let with_audit = |mut grants: Grants| {
         grants.extend(audit());
         grants
@@ -92,14 +102,14 @@ fn expected() -> BTreeMap<&'static str, Grants> {
         ("authorizer", authorizer),
         ("provisioner", provisioner),
         ("whoami", Grants::new()),
-        ("list-vehicles", grants(&[(&["Query"], &[FLEET, "${FleetTable.Arn}/index/gsi1"])])),
+        ("list-vehicles", with_cursors(grants(&[(&["Query"], &[FLEET, "${FleetTable.Arn}/index/gsi1"])]))),
         ("get-vehicle", grants(&[(&["GetItem"], &[FLEET])])),
         ("create-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
         ("update-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),
-        ("list-inspection-templates", grants(&[(&["Query"], &[FLEET])])),
+        ("list-inspection-templates", with_cursors(grants(&[(&["Query"], &[FLEET])]))),
         (
             "list-inspections",
-            grants(&[(
+            with_cursors(grants(&[(
                 &["Query"],
                 &[
                     "${FleetTable.Arn}/index/gsi1",
@@ -107,7 +117,7 @@ fn expected() -> BTreeMap<&'static str, Grants> {
                     "${FleetTable.Arn}/index/gsi3",
                     "${FleetTable.Arn}/index/gsi4",
                 ],
-            )]),
+            )])),
         ),
         (
             "create-inspection",
@@ -121,7 +131,7 @@ fn expected() -> BTreeMap<&'static str, Grants> {
 /// (a literal ARN, `*`) as YAML, so the comparison fails loudly.
 fn resource_name(value: &Value) -> String {
     match value {
-        Value::Tagged(tagged) if tagged.tag == "GetAtt" || tagged.tag == "Sub" => {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" || tagged.tag == "Sub" || tagged.tag == "Ref" => {
             tagged.value.as_str().unwrap_or_default().to_owned()
         }
         other => serde_norway::to_string(other).unwrap_or_default().trim().to_owned(),
@@ -308,4 +318,31 @@ fn every_stateful_resource_outlives_the_stack() {
     assert!(stateful >= 5, "{stateful} stateful resources");
     let template = Template::load_default().unwrap();
     assert_eq!(template.parameter_default("TableDeletionProtection").as_deref(), Some("true"));
+}
+
+#[test]
+fn bodies_over_the_functions_limit_are_refused_by_waf_before_lambda() {
+    let resources = translated()["Resources"].as_object().unwrap().clone();
+    let acl = &resources["BodySizeWebAcl"];
+    assert_eq!(acl["Type"], "AWS::WAFv2::WebACL");
+    // WAF sees at most 64 KB of an API Gateway body; past that, "oversize" must match.
+    assert_eq!(
+        acl["Properties"]["AssociationConfig"]["RequestBody"]["API_GATEWAY"]["DefaultSizeInspectionLimit"],
+        "KB_64"
+    );
+    let rule = &acl["Properties"]["Rules"][0];
+    let size = &rule["Statement"]["SizeConstraintStatement"];
+    assert_eq!(size["FieldToMatch"]["Body"]["OversizeHandling"], "MATCH");
+    assert_eq!(size["ComparisonOperator"], "GT");
+    assert_eq!(size["Size"].as_u64(), Some(fleetgate_api::input::MAX_BODY_BYTES as u64));
+    let custom = &rule["Action"]["Block"]["CustomResponse"];
+    assert_eq!(custom["ResponseCode"], 413);
+    let body = &acl["Properties"]["CustomResponseBodies"][custom["CustomResponseBodyKey"].as_str().unwrap()];
+    let problem: serde_json::Value = serde_json::from_str(body["Content"].as_str().unwrap()).unwrap();
+    assert_eq!((problem["status"].as_u64(), problem["code"].as_str()), (Some(413), Some("payload_too_large")));
+    // On the one stage of the API.
+    let association = &resources["BodySizeWebAclAssociation"]["Properties"];
+    assert_eq!(association["WebACLArn"], serde_json::json!({"Fn::GetAtt": ["BodySizeWebAcl", "Arn"]}));
+    let arn = association["ResourceArn"]["Fn::Sub"].as_str().unwrap();
+    assert!(arn.ends_with("/restapis/${FleetApi}/stages/${FleetApiStage}"), "{arn}");
 }

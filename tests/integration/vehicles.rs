@@ -35,7 +35,7 @@ impl Vehicles {
             list: list_vehicles::State {
                 gate: stack.gate(),
                 vehicles: stack.vehicle_store(),
-                cursors: fleetgate_api::list::CursorSigner::new("test-secret"),
+                cursors: fleetgate_api::cursor_keys::CursorKeys::fixed("test-secret"),
             },
             get: get_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
             create: create_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store(), idempotency },

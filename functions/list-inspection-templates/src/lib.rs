@@ -4,9 +4,10 @@ use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
 use fleetgate_api::ApiError;
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::http::{Call, Gate, json_response, serve};
 use fleetgate_api::input::query_params;
-use fleetgate_api::list::{CursorSigner, Page, PageRequest, query_identity};
+use fleetgate_api::list::{Page, query_identity};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_scopes::routes;
 
@@ -14,7 +15,7 @@ use fleetgate_scopes::routes;
 pub struct State {
     pub gate: Gate,
     pub templates: TemplateStore,
-    pub cursors: CursorSigner,
+    pub cursors: CursorKeys,
 }
 
 impl State {
@@ -23,7 +24,7 @@ impl State {
         Ok(State {
             gate: Gate::from_env(&client, &routes::LIST_INSPECTION_TEMPLATES)?,
             templates: TemplateStore::from_env(client)?,
-            cursors: CursorSigner::from_env()?,
+            cursors: CursorKeys::from_env()?,
         })
     }
 }
@@ -37,8 +38,9 @@ async fn list_templates(state: &State, call: Call, req: Request) -> Result<Respo
     let params = query_params(&req, &["limit", "cursor"])?;
     let tenant = &call.auth.tenant_id;
     let query = query_identity(tenant.as_str(), &call.route.describe(), &[]);
-    let page = PageRequest::parse(&params, &state.cursors, &query)?;
+    let page = state.cursors.page_request(&params, &query).await?;
     let (data, next) = state.templates.list(tenant, page.limit, page.start.as_ref()).await?;
-    let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
+    let signer = state.cursors.signer().await?;
+    let next_cursor = next.map(|position| signer.encode(&query, &position));
     json_response(StatusCode::OK, &Page { data, next_cursor })
 }

@@ -5,9 +5,10 @@
 use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::http::{Call, Gate, json_response, serve};
 use fleetgate_api::input::{invalid_parameter, query_params};
-use fleetgate_api::list::{CursorSigner, Page, PageRequest, query_identity};
+use fleetgate_api::list::{Page, query_identity};
 use fleetgate_api::{ApiError, Timestamp, ids};
 use fleetgate_fleet::inspections::{InspectionFilter, InspectionStore, Outcome};
 use fleetgate_fleet::vehicles;
@@ -17,7 +18,7 @@ use fleetgate_scopes::routes;
 pub struct State {
     pub gate: Gate,
     pub inspections: InspectionStore,
-    pub cursors: CursorSigner,
+    pub cursors: CursorKeys,
 }
 
 impl State {
@@ -26,7 +27,7 @@ impl State {
         Ok(State {
             gate: Gate::from_env(&client, &routes::LIST_INSPECTIONS)?,
             inspections: InspectionStore::from_env(client)?,
-            cursors: CursorSigner::from_env()?,
+            cursors: CursorKeys::from_env()?,
         })
     }
 }
@@ -54,9 +55,10 @@ async fn list_inspections(state: &State, call: Call, req: Request) -> Result<Res
             ("performed_before", before.as_deref()),
         ],
     );
-    let page = PageRequest::parse(&params, &state.cursors, &query)?;
+    let page = state.cursors.page_request(&params, &query).await?;
     let (data, next) = state.inspections.list(tenant, &filter, page.limit, page.start.as_ref()).await?;
-    let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
+    let signer = state.cursors.signer().await?;
+    let next_cursor = next.map(|position| signer.encode(&query, &position));
     json_response(StatusCode::OK, &Page { data, next_cursor })
 }
 

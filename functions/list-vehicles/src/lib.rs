@@ -4,9 +4,10 @@ use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
 use fleetgate_api::ApiError;
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::http::{Call, Gate, json_response, serve};
 use fleetgate_api::input::{invalid_parameter, query_params};
-use fleetgate_api::list::{CursorSigner, Page, PageRequest, query_identity};
+use fleetgate_api::list::{Page, query_identity};
 use fleetgate_fleet::vehicles::{VehicleStatus, VehicleStore};
 use fleetgate_scopes::routes;
 
@@ -14,7 +15,7 @@ use fleetgate_scopes::routes;
 pub struct State {
     pub gate: Gate,
     pub vehicles: VehicleStore,
-    pub cursors: CursorSigner,
+    pub cursors: CursorKeys,
 }
 
 impl State {
@@ -23,7 +24,7 @@ impl State {
         Ok(State {
             gate: Gate::from_env(&client, &routes::LIST_VEHICLES)?,
             vehicles: VehicleStore::from_env(client)?,
-            cursors: CursorSigner::from_env()?,
+            cursors: CursorKeys::from_env()?,
         })
     }
 }
@@ -44,8 +45,9 @@ async fn list_vehicles(state: &State, call: Call, req: Request) -> Result<Respon
     let tenant = &call.auth.tenant_id;
     let query =
         query_identity(tenant.as_str(), &call.route.describe(), &[("status", status.map(VehicleStatus::as_str))]);
-    let page = PageRequest::parse(&params, &state.cursors, &query)?;
+    let page = state.cursors.page_request(&params, &query).await?;
     let (data, next) = state.vehicles.list(tenant, status, page.limit, page.start.as_ref()).await?;
-    let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
+    let signer = state.cursors.signer().await?;
+    let next_cursor = next.map(|position| signer.encode(&query, &position));
     json_response(StatusCode::OK, &Page { data, next_cursor })
 }

@@ -12,7 +12,7 @@ use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, new_public_id};
 use fleetgate_api::list::{MAX_LIMIT, query_identity};
 use fleetgate_scopes::{Environment, Preset, ScopeSet, TenantId};
 
-use crate::{KeyView, ProvisionError, State, page_limit, page_start};
+use crate::{KeyView, ProvisionError, State, cursor_signer, page_limit, page_start};
 
 type Result<T, E = ProvisionError> = std::result::Result<T, E>;
 
@@ -135,7 +135,7 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
             ("unused_for_days", unused_text.as_deref()),
         ],
     );
-    let after = match page_start(state, &query, input.cursor.as_deref(), "key list")? {
+    let after = match page_start(state, &query, input.cursor.as_deref(), "key list").await? {
         None => None,
         Some(mut position) => {
             Some(position.remove(CURSOR_KEY_ID).ok_or_else(|| ProvisionError::field("cursor", "malformed"))?)
@@ -149,7 +149,8 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
         .filter(|key| unused_since.is_none_or(|since| key.last_used_at.unwrap_or(key.created_at) <= since))
         .map(|key| KeyView::of(key, now))
         .collect();
-    let next_cursor = last.map(|key_id| state.cursors.encode(&query, &[(CURSOR_KEY_ID.to_owned(), key_id)].into()));
+    let signer = cursor_signer(state).await?;
+    let next_cursor = last.map(|key_id| signer.encode(&query, &[(CURSOR_KEY_ID.to_owned(), key_id)].into()));
     let audit = AuditRecord::new(tenant_id, None, "list_keys", None, "ok", request_id, state.audit.retention_days());
     state.audit.append(&audit).await?;
     Ok(serde_json::json!({ "keys": keys, "next_cursor": next_cursor }))

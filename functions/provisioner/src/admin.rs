@@ -9,7 +9,7 @@ use fleetgate_api::{ApiError, Timestamp};
 use fleetgate_fleet::templates::TemplateInput;
 use fleetgate_scopes::TenantId;
 
-use crate::{ProvisionError, State, page_limit, page_start};
+use crate::{ProvisionError, State, cursor_signer, page_limit, page_start};
 
 type Result<T, E = ProvisionError> = std::result::Result<T, E>;
 
@@ -94,10 +94,11 @@ pub async fn list_audit(state: &State, input: ListAudit, request_id: &str) -> Re
     let limit = page_limit(input.limit, DEFAULT_LIMIT)?;
     let since_text = since.map(|t| t.to_string());
     let query = query_identity(tenant_id.as_str(), "list_audit", &[("since", since_text.as_deref())]);
-    let start = page_start(state, &query, input.cursor.as_deref(), "audit list")?;
+    let start = page_start(state, &query, input.cursor.as_deref(), "audit list").await?;
     let (records, next) = state.audit.list(&tenant_id, since, limit, start.as_ref()).await?;
     let records: Vec<AuditEntry> = records.into_iter().map(AuditEntry::from).collect();
-    let next_cursor = next.map(|position| state.cursors.encode(&query, &position));
+    let signer = cursor_signer(state).await?;
+    let next_cursor = next.map(|position| signer.encode(&query, &position));
     // Reading the trail is an action too; recorded after the read, so a page never shows its own read.
     let audit = AuditRecord::new(tenant_id, None, "list_audit", None, "ok", request_id, state.audit.retention_days());
     state.audit.append(&audit).await?;

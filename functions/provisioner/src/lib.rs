@@ -13,7 +13,9 @@ use lambda_runtime::{Error, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use fleetgate_api::ApiError;
 use fleetgate_api::audit::AuditLog;
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::keys::KeyStore;
 use fleetgate_api::list::{CursorSigner, MAX_LIMIT, Position};
@@ -34,7 +36,7 @@ pub struct State {
     pub audit: AuditLog,
     pub templates: TemplateStore,
     /// Signs `list_keys` and `list_audit` cursors.
-    pub cursors: CursorSigner,
+    pub cursors: CursorKeys,
     /// The environment this deployment issues keys for (and its authorizer accepts).
     pub environment: Environment,
     /// Flushed after a revocation or rotation; `None` where there is no API Gateway (locally).
@@ -49,7 +51,7 @@ impl State {
             keys: KeyStore::from_env(client.clone())?,
             audit: AuditLog::from_env(client.clone())?,
             templates: TemplateStore::from_env(client)?,
-            cursors: CursorSigner::from_env()?,
+            cursors: CursorKeys::from_env()?,
             environment,
             authorizer_cache: AuthorizerCache::from_env(),
         })
@@ -66,15 +68,29 @@ fn page_limit(limit: Option<i32>, default: i32) -> Result<i32, ProvisionError> {
 }
 
 /// Where a list action resumes: the position in `cursor`, if it was made for `query`.
-fn page_start(
+async fn page_start(
     state: &State,
     query: &str,
     cursor: Option<&str>,
     list: &str,
 ) -> Result<Option<Position>, ProvisionError> {
-    cursor.map(|cursor| state.cursors.decode(query, cursor)).transpose().map_err(|_| {
-        ProvisionError::field("cursor", format!("not a cursor of this tenant's {list} with these filters"))
-    })
+    let Some(cursor) = cursor else { return Ok(None) };
+    match state.cursors.decode(query, cursor).await {
+        Ok(position) => Ok(Some(position)),
+        Err(ApiError::ServiceUnavailable(err)) => Err(ProvisionError::Unavailable(err)),
+        Err(_) => {
+            Err(ProvisionError::field("cursor", format!("not a cursor of this tenant's {list} with these filters")))
+        }
+    }
+}
+
+/// The signer for the next page's cursor (the secret is read on first use).
+async fn cursor_signer(state: &State) -> Result<CursorSigner, ProvisionError> {
+    match state.cursors.signer().await {
+        Ok(signer) => Ok(signer),
+        Err(ApiError::ServiceUnavailable(err)) => Err(ProvisionError::Unavailable(err)),
+        Err(other) => Err(ProvisionError::Internal(fleetgate_api::dynamo::DbError::Failed(Box::new(other)))),
+    }
 }
 
 #[tracing::instrument(name = "provisioner", skip_all, fields(request_id = %event.context.request_id))]

@@ -28,6 +28,7 @@ pub fn workspace_root() -> PathBuf {
 pub struct Template {
     resources: BTreeMap<String, Value>,
     parameters: BTreeMap<String, Value>,
+    conditions: BTreeMap<String, Value>,
 }
 
 /// One `Api` event of a function: a route as API Gateway will serve it.
@@ -109,7 +110,7 @@ impl Template {
         if resources.is_empty() {
             return Err("template has no Resources".into());
         }
-        Ok(Template { resources, parameters: section("Parameters") })
+        Ok(Template { resources, parameters: section("Parameters"), conditions: section("Conditions") })
     }
 
     /// A parameter's `Default`, as text (numbers included).
@@ -127,6 +128,15 @@ impl Template {
             }
             other => scalar_text(other),
         }
+    }
+
+    /// Whether a resource with `Condition: name` is deployed. Only the form the
+    /// template uses is understood, `!Equals [!Ref Parameter, "value"]`; `None` otherwise.
+    pub fn condition_holds(&self, name: &str, overrides: &BTreeMap<String, String>) -> Option<bool> {
+        let Value::Tagged(tagged) = self.conditions.get(name)? else { return None };
+        let operands = tagged.value.as_sequence().filter(|_| tagged.tag == "Equals")?;
+        let [left, right] = operands.as_slice() else { return None };
+        Some(self.resolve(left, overrides)? == self.resolve(right, overrides)?)
     }
 
     /// A resource's `Properties`.
@@ -299,6 +309,20 @@ fn key_element(key: &KeyDef) -> Result<KeySchemaElement, Error> {
         .attribute_name(&key.attribute_name)
         .key_type(KeyType::from(key.key_type.as_str()))
         .build()?)
+}
+
+/// Creates secret `name` holding `value` in the emulator's Secrets Manager, as the
+/// template's `CursorSecret` is on AWS; an existing one is kept.
+pub async fn ensure_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> Result<(), Error> {
+    match client.create_secret().name(name).secret_string(value).send().await {
+        Ok(_) => Ok(()),
+        Err(err)
+            if aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&err) == Some("ResourceExistsException") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(aws_sdk_secretsmanager::error::DisplayErrorContext(err).to_string().into()),
+    }
 }
 
 /// The env vars `cargo lambda watch` gives the functions (`[workspace.metadata.lambda.env]`

@@ -5,8 +5,8 @@
 //! functions get under `cargo lambda watch`; variables already set win.
 
 use fleetgate_api::audit::{AuditLog, AuditRecord};
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::keys::KeyStore;
-use fleetgate_api::list::CursorSigner;
 use fleetgate_api::{ApiError, Timestamp};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, WriteError};
@@ -60,7 +60,9 @@ async fn run(command: &str) -> Result<(), Error> {
         return Ok(());
     }
     create_tables(&client, &Template::load_default()?, &names).await?;
-    eprintln!("==> tables ready: {}, {}, {}", names.keys, names.fleet, names.audit);
+    let secret = std::env::var("CURSOR_SECRET_ARN")?;
+    fleetgate_local::ensure_secret(&fleetgate_api::cursor_keys::client(), &secret, &random_secret()).await?;
+    eprintln!("==> tables ready: {}, {}, {}; cursor secret {secret}", names.keys, names.fleet, names.audit);
     if command == "tables" {
         return Ok(());
     }
@@ -70,7 +72,7 @@ async fn run(command: &str) -> Result<(), Error> {
         keys: KeyStore::new(client.clone(), names.keys.clone()),
         audit: AuditLog::new(client.clone(), names.audit.clone()),
         templates: TemplateStore::new(client, names.fleet.clone()),
-        cursors: CursorSigner::from_env()?,
+        cursors: CursorKeys::from_env()?,
         environment: fleetgate_api::dynamo::deployment_environment()?,
         authorizer_cache: None,
     };
@@ -90,6 +92,12 @@ async fn run(command: &str) -> Result<(), Error> {
     println!("  curl -s http://127.0.0.1:9000/inspection-templates -H 'X-API-Key: {read_only}'");
     println!();
     Ok(())
+}
+
+/// 48 random alphanumerics, as the template's `GenerateSecretString` makes them.
+fn random_secret() -> String {
+    let text: String = (0..3).map(|_| fleetgate_api::keys::new_public_id("")).collect();
+    text[..48].to_owned()
 }
 
 /// A handful of demo vehicles; on a re-run against a live DynamoDB Local their VINs exist and they are skipped.

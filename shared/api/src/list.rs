@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::dynamo::{ConfigError, DbError, env_var};
+use crate::dynamo::DbError;
 use crate::error::ApiError;
 use crate::input::invalid_parameter;
 
@@ -37,10 +37,13 @@ pub struct Page<T> {
 /// Where a list query resumes: DynamoDB's `LastEvaluatedKey` (string attributes only).
 pub type Position = BTreeMap<String, String>;
 
-/// Signs and checks cursors with the deployment's secret (`CURSOR_SECRET`).
+/// Signs cursors with the deployment's current secret, and checks them against it
+/// and the previous one (a rotation does not break the cursors clients hold).
+/// Functions get it from [`crate::cursor_keys::CursorKeys`].
 #[derive(Clone)]
 pub struct CursorSigner {
     secret: Vec<u8>,
+    previous: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for CursorSigner {
@@ -51,22 +54,29 @@ impl std::fmt::Debug for CursorSigner {
 
 impl CursorSigner {
     pub fn new(secret: impl Into<Vec<u8>>) -> CursorSigner {
-        CursorSigner { secret: secret.into() }
+        CursorSigner { secret: secret.into(), previous: None }
     }
 
-    pub fn from_env() -> Result<CursorSigner, ConfigError> {
-        Ok(CursorSigner::new(env_var("CURSOR_SECRET")?))
+    /// This signer, also accepting cursors signed with `previous`.
+    pub fn with_previous(self, previous: Option<impl Into<Vec<u8>>>) -> CursorSigner {
+        CursorSigner { previous: previous.map(Into::into), ..self }
     }
 
     fn mac(&self, query: &str, position: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
-        // Length-prefix the query so (query, position) pairs cannot be re-split.
-        mac.update(&(query.len() as u64).to_be_bytes());
-        mac.update(query.as_bytes());
-        mac.update(position);
-        mac
+        mac_with(&self.secret, query, position)
     }
+}
 
+fn mac_with(secret: &[u8], query: &str, position: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    // Length-prefix the query so (query, position) pairs cannot be re-split.
+    mac.update(&(query.len() as u64).to_be_bytes());
+    mac.update(query.as_bytes());
+    mac.update(position);
+    mac
+}
+
+impl CursorSigner {
     /// The cursor that resumes `query` after `position`.
     pub fn encode(&self, query: &str, position: &Position) -> String {
         let json = serde_json::to_vec(position).expect("a string map serialises");
@@ -90,8 +100,11 @@ impl CursorSigner {
         if tag.len() != MAC_BYTES {
             return Err(invalid());
         }
-        // Constant-time comparison of the truncated tag.
-        self.mac(query, &json).verify_truncated_left(&tag).map_err(|_| invalid())?;
+        // Constant-time comparison of the truncated tag, with the current key, then the previous.
+        let verifies = |secret: &[u8]| mac_with(secret, query, &json).verify_truncated_left(&tag).is_ok();
+        if !verifies(&self.secret) && !self.previous.as_deref().is_some_and(verifies) {
+            return Err(invalid());
+        }
         serde_json::from_slice(&json).map_err(|_| invalid())
     }
 }
@@ -218,6 +231,18 @@ mod tests {
             assert_eq!((err.status().as_u16(), err.code()), (400, "invalid_cursor"));
         }
         assert!(CursorSigner::new("other secret").decode(&query, &cursor).is_err());
+    }
+
+    #[test]
+    fn after_a_rotation_cursors_of_the_previous_secret_still_verify() {
+        let old = CursorSigner::new("old");
+        let rotated = CursorSigner::new("new").with_previous(Some("old"));
+        let cursor = old.encode("q", &position());
+        assert_eq!(rotated.decode("q", &cursor).unwrap(), position());
+        // New cursors are signed with the new secret only.
+        let fresh = rotated.encode("q", &position());
+        assert!(old.decode("q", &fresh).is_err());
+        assert!(CursorSigner::new("new").decode("q", &cursor).is_err());
     }
 
     #[test]

@@ -19,8 +19,8 @@ use tokio::process::{Child, Command};
 
 use fleetgate_api::Timestamp;
 use fleetgate_api::audit::AuditLog;
+use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::keys::KeyStore;
-use fleetgate_api::list::CursorSigner;
 use fleetgate_fleet::inspections::{InspectionInput, InspectionStore};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore};
@@ -49,6 +49,9 @@ struct Plan {
 /// Ids the events refer to.
 struct Seed {
     tables: TableNames,
+    /// The emulator's URL (its Secrets Manager holds the cursor secret).
+    emulator: String,
+    cursor_secret: String,
     api_key: String,
     key_id: String,
     vehicle_id: String,
@@ -78,7 +81,7 @@ async fn main() -> Result<(), Error> {
         python: std::env::var("BENCH_PYTHON").ok().map(PathBuf::from),
     };
     let client = dynamo_client(&plan.dynamodb);
-    let seed = seed(&client).await?;
+    let seed = seed(&client, &plan.dynamodb).await?;
     let upstream = plan.dynamodb.trim_start_matches("http://").to_owned();
 
     let proxy = CountingProxy::start(upstream.clone()).await?;
@@ -120,15 +123,28 @@ fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
 }
 
 /// Tables from the template, a key, a vehicle, a template and an inspection.
-async fn seed(client: &aws_sdk_dynamodb::Client) -> Result<Seed, Error> {
+async fn seed(client: &aws_sdk_dynamodb::Client, emulator: &str) -> Result<Seed, Error> {
     let tables = TableNames::with_prefix(&format!("bench{}", std::process::id()));
     create_tables(client, &Template::load_default()?, &tables).await?;
+    let cursor_secret = format!("bench{}-cursor-secret", std::process::id());
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .endpoint_url(emulator)
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "local", "local", None, None, "bench",
+            ))
+            .http_client(fleetgate_api::dynamo::https_client())
+            .build(),
+    );
+    fleetgate_local::ensure_secret(&secrets, &cursor_secret, CURSOR_SECRET).await?;
     let tenant = TenantId::parse(TENANT)?;
     let provisioner = provisioner::State {
         keys: KeyStore::new(client.clone(), tables.keys.clone()),
         audit: AuditLog::new(client.clone(), tables.audit.clone()),
         templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
-        cursors: CursorSigner::new(CURSOR_SECRET),
+        cursors: CursorKeys::fixed(CURSOR_SECRET),
         environment: Environment::Test,
         authorizer_cache: None,
     };
@@ -162,6 +178,8 @@ async fn seed(client: &aws_sdk_dynamodb::Client) -> Result<Seed, Error> {
     inspections.create(&tenant, &inspection, vec![]).await?;
     Ok(Seed {
         tables,
+        emulator: emulator.to_owned(),
+        cursor_secret,
         api_key: created["api_key"].as_str().ok_or("no key")?.to_owned(),
         key_id: created["key"]["key_id"].as_str().ok_or("no key id")?.to_owned(),
         vehicle_id: vehicle.id,
@@ -369,7 +387,9 @@ fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> R
         .env("KEYS_TABLE", &seed.tables.keys)
         .env("FLEET_TABLE", &seed.tables.fleet)
         .env("AUDIT_TABLE", &seed.tables.audit)
-        .env("CURSOR_SECRET", CURSOR_SECRET)
+        // The cursor secret is read from the emulator itself (on first use, not at init).
+        .env("CURSOR_SECRET_ARN", &seed.cursor_secret)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &seed.emulator)
         .env("FLEETGATE_ENVIRONMENT", "test")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -29,6 +29,17 @@ pub struct GatewayConfig {
     pub throttle_burst: f64,
     /// `GatewayResponses`, by response type (`UNAUTHORIZED`, `DEFAULT_4XX`, …).
     pub responses: BTreeMap<String, GatewayResponse>,
+    /// The WAF web ACL's body-size rule, when the template deploys one.
+    pub body_limit: Option<BodyLimit>,
+}
+
+/// A WAF rule that blocks bodies over `max_bytes` with a custom response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyLimit {
+    pub max_bytes: usize,
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
 }
 
 /// One route: method, path template, and the function binary behind it.
@@ -102,6 +113,7 @@ impl GatewayConfig {
             .filter_map(|(kind, response)| Some((kind.as_str()?.to_owned(), gateway_response(template, response))))
             .collect();
         Ok(GatewayConfig {
+            body_limit: body_limit(template, overrides),
             api_id: api_id.to_owned(),
             stage,
             routes,
@@ -113,6 +125,43 @@ impl GatewayConfig {
             responses,
         })
     }
+}
+
+/// The body-size rule of a deployed `AWS::WAFv2::WebACL`: a `SizeConstraintStatement`
+/// on `Body`, `GT` a size, blocked with a custom response.
+fn body_limit(template: &Template, overrides: &BTreeMap<String, String>) -> Option<BodyLimit> {
+    template.resources().find_map(|(_, resource)| {
+        if resource.get("Type")?.as_str()? != "AWS::WAFv2::WebACL" {
+            return None;
+        }
+        if let Some(condition) = resource.get("Condition").and_then(Value::as_str)
+            && template.condition_holds(condition, overrides) != Some(true)
+        {
+            return None;
+        }
+        let properties = resource.get("Properties")?;
+        properties.get("Rules")?.as_sequence()?.iter().find_map(|rule| {
+            let size = rule.get("Statement")?.get("SizeConstraintStatement")?;
+            size.get("FieldToMatch")?.get("Body")?;
+            if size.get("ComparisonOperator")?.as_str()? != "GT" {
+                return None;
+            }
+            let custom = rule.get("Action")?.get("Block")?.get("CustomResponse")?;
+            let key = custom.get("CustomResponseBodyKey")?.as_str()?;
+            let response = properties.get("CustomResponseBodies")?.get(key)?;
+            let content_type = match response.get("ContentType")?.as_str()? {
+                "APPLICATION_JSON" => "application/json",
+                "TEXT_HTML" => "text/html",
+                _ => "text/plain",
+            };
+            Some(BodyLimit {
+                max_bytes: usize::try_from(size.get("Size")?.as_u64()?).ok()?,
+                status: u16::try_from(custom.get("ResponseCode")?.as_u64()?).ok()?,
+                content_type: content_type.to_owned(),
+                body: response.get("Content")?.as_str()?.to_owned(),
+            })
+        })
+    })
 }
 
 /// `!GetAtt AuthorizerFunction.Arn` → `AuthorizerFunction`.

@@ -2,7 +2,8 @@
 //! front of the functions that `cargo lambda watch` runs, so the local request
 //! path is the production one (SPEC §6).
 //!
-//! Per request: stage throttling, API Gateway's 10 MB payload limit, route
+//! Per request: the WAF body-size rule (when the template deploys it), stage
+//! throttling, API Gateway's 10 MB payload limit, route
 //! matching against the template's `Api` events, the REQUEST authorizer invoked
 //! as a Lambda on the identity header with its Allow cached for `ReauthorizeEvery`,
 //! the policy checked against the method ARN, then the REST v1 proxy event to
@@ -30,7 +31,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
-pub use config::{GatewayConfig, GatewayResponse, GatewayRoute};
+pub use config::{BodyLimit, GatewayConfig, GatewayResponse, GatewayRoute};
 use events::{Incoming, Matched, Stage, parse_query, percent_decode, proxy_response};
 use responses::{ResponseType, render};
 
@@ -114,6 +115,10 @@ impl Gateway {
         }
         if let Some(answer) = self.flush_request(&method, &raw_path) {
             return answer;
+        }
+        // WAF acts before API Gateway sees the request.
+        if let Some(limit) = self.config.body_limit.as_ref().filter(|limit| body.len() > limit.max_bytes) {
+            return plain(limit.status, &limit.content_type, &limit.body);
         }
         let incoming = Incoming {
             method,
