@@ -43,6 +43,19 @@ async fn a_key_is_created_used_on_me_revoked_and_then_refused() {
     assert_eq!(anonymous.headers()["content-type"], "application/problem+json");
     assert_eq!(anonymous.json::<Value>().await.unwrap()["code"], "invalid_api_key");
 
+    // Rotated with no grace period: the old key stops at once, its twin works.
+    let rotated = provision(
+        &client,
+        json!({"action": "rotate_key", "tenant_id": tenant, "key_id": key_id, "grace_period_hours": 0}),
+    )
+    .await;
+    let twin = rotated["api_key"].as_str().unwrap_or_else(|| panic!("no api_key in {rotated}")).to_owned();
+    let old = client.get(format!("{}/me", base_url())).header("X-API-Key", &api_key).send().await.unwrap();
+    assert_eq!(old.status(), 401);
+    let me = client.get(format!("{}/me", base_url())).header("X-API-Key", &twin).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let (api_key, key_id) = (twin, rotated["key"]["key_id"].as_str().unwrap().to_owned());
+
     let revoked = provision(&client, json!({"action": "revoke_key", "tenant_id": tenant, "key_id": key_id})).await;
     assert_eq!(revoked["key"]["status"], "revoked");
 

@@ -516,3 +516,34 @@ async fn a_retry_replays_its_first_answer_even_after_the_template_changed() {
     assert_eq!(body_json(&retry)["id"], body_json(&first)["id"]);
     assert_eq!(body_json(&api.list(&[]).await)["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn an_inspection_of_another_tenant_an_unknown_or_a_malformed_id_is_404() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle = api.vehicle(30).await;
+    let id = body_json(&api.post(&inspection(&vehicle, "2026-11-04T08:00:00Z", "pass")).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = Inspections::new().await;
+    async fn get(api: &Inspections, id: &str) -> Response<Body> {
+        let req = Req::with_id("GET", "/inspections", id).build(Some(&api.stack.key_context(READ_ONLY)));
+        get_inspection::handler(&api.get, req).await.unwrap()
+    }
+    assert_eq!(get(&api, &id).await.status(), 200, "the owner reads it");
+    let long = format!("insp_{}", "A".repeat(5000));
+    for (who, id) in [
+        (&other, id.as_str()),                     // another tenant's: it must not be revealed
+        (&api, "insp_00000000000000000000000000"), // well-formed, unknown
+        (&api, "veh_01M8KR4Y70HZFJG8X96VKGCEVY"),  // another resource's id
+        (&api, "insp_..%2F..%2Fetc"),
+        (&api, long.as_str()),
+        (&api, ""),
+    ] {
+        let response = get(who, id).await;
+        assert_eq!(response.status(), 404, "{id:?}");
+        assert_eq!(body_json(&response)["code"], "not_found", "{id:?}");
+        assert_eq!(header(&response, "content-type"), Some("application/problem+json"));
+    }
+}

@@ -127,9 +127,11 @@ async fn bad_requests_get_clear_problems_write_nothing_and_are_audited_as_refuse
     let response = api.create(&invalid).await;
     assert_eq!((response.status().as_u16(), problem_code(&response)), (422, "validation_failed".into()));
     let errors = body_json(&response)["errors"].clone();
+    // Next year, from the same clock the handler reads (a literal year here went stale on 1 January).
+    let latest = fleetgate_api::Timestamp::now().year() + 1;
     assert_eq!(
         errors,
-        json!([{"field": "year", "message": "must be a whole number from 1900 to 2027"},
+        json!([{"field": "year", "message": format!("must be a whole number from 1900 to {latest}")},
                               {"field": "id", "message": "is set by the server and cannot be written"}])
     );
 
@@ -209,7 +211,7 @@ async fn idempotent_retries_replay_and_a_reused_key_with_another_body_conflicts(
     let mut other_body = truck(8);
     other_body["name"] = json!("Another truck");
     let conflict = send(other_body.to_string()).await;
-    assert_eq!((conflict.status().as_u16(), problem_code(&conflict)), (409, "conflict".into()));
+    assert_eq!((conflict.status().as_u16(), problem_code(&conflict)), (409, "idempotency_key_reused".into()));
     assert_eq!(api.stored_ids().await.len(), 1);
 
     // A key is per tenant: another tenant's identical key is unrelated.
@@ -228,10 +230,22 @@ async fn concurrent_duplicates_with_one_idempotency_key_create_exactly_one_vehic
             .map(|_| api.post(FULL, Req::new("POST", "/vehicles").header("Idempotency-Key", "burst").json(&truck(9)))),
     )
     .await;
+    // Exactly one request created the vehicle; the others replayed it (marked) or were
+    // told the first is still running. "VIN taken" would mean idempotency did not hold:
+    // VIN uniqueness alone also yields one 201.
+    let mut created = 0;
     for response in &responses {
-        assert!(response.status().as_u16() < 500, "{response:?}");
-        assert!([201, 409].contains(&response.status().as_u16()));
+        match response.status().as_u16() {
+            201 if header(response, "idempotent-replayed") == Some("true") => {}
+            201 => created += 1,
+            409 => {
+                assert_eq!(problem_code(response), "idempotency_key_in_progress", "{response:?}");
+                assert_eq!(header(response, "retry-after"), Some("1"));
+            }
+            other => panic!("unexpected {other}: {response:?}"),
+        }
     }
+    assert_eq!(created, 1, "one request did the work");
     let ids: BTreeSet<String> = responses
         .iter()
         .filter(|r| r.status() == 201)
@@ -298,7 +312,9 @@ async fn changing_a_vin_moves_its_uniqueness_and_cannot_take_anothers() {
     let second = body_json(&api.create(&truck(13)).await)["id"].as_str().unwrap().to_owned();
 
     let taken = api.put(&second, &truck(12), None).await;
-    assert_eq!((taken.status().as_u16(), problem_code(&taken)), (409, "conflict".into()));
+    assert_eq!((taken.status().as_u16(), problem_code(&taken)), (409, "vin_taken".into()));
+    // The problem names the vehicle that holds the VIN, so a client can reconcile.
+    assert_eq!(body_json(&taken)["existing_vehicle_id"], first.as_str());
 
     let mut moved = truck(12);
     moved["vin"] = json!("1HGCM82633A999999");
@@ -307,7 +323,9 @@ async fn changing_a_vin_moves_its_uniqueness_and_cannot_take_anothers() {
     assert_eq!(api.put(&second, &truck(12), None).await.status(), 200);
     let mut clash = truck(14);
     clash["vin"] = json!("1HGCM82633A999999");
-    assert_eq!(api.create(&clash).await.status(), 409);
+    let clashed = api.create(&clash).await;
+    assert_eq!((clashed.status().as_u16(), problem_code(&clashed)), (409, "vin_taken".into()));
+    assert_eq!(body_json(&clashed)["existing_vehicle_id"], first.as_str());
 }
 
 #[tokio::test]

@@ -161,7 +161,10 @@ impl Soak {
                 tally.replays += usize::from(replayed);
                 Some(id)
             }
+            // Only "the twin is still running": a VIN conflict here would mean the twin
+            // was not recognised as the same request.
             StatusCode::CONFLICT => {
+                assert_eq!(answer["code"], "idempotency_key_in_progress", "{operation}: {answer}");
                 tally.refused_writes += 1;
                 None
             }

@@ -25,7 +25,7 @@ fn main() -> Result<(), Error> {
     }
     if !["setup", "tables", "check-secrets"].contains(&command.as_str()) {
         eprintln!(
-            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack check-secrets <log>...  # no key in tables or logs, no key hash in logs"
+            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack check-secrets <functions log> <log>...  # no key in tables or logs, no key hash in logs"
         );
         std::process::exit(2);
     }
@@ -126,7 +126,7 @@ async fn seed_vehicles(vehicles: &VehicleStore, audit: &AuditLog) -> Result<(), 
         );
         match vehicles.create(&tenant, &vehicle, vec![audit.put_item(&record)?]).await {
             Ok(()) => created += 1,
-            Err(WriteError::DuplicateVin(_)) => {}
+            Err(WriteError::DuplicateVin { .. }) => {}
             Err(other) => {
                 return Err(format!("seeding vehicles failed: {:?}", ApiError::from(other)).into());
             }

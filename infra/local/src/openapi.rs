@@ -104,6 +104,7 @@ fn schemas() -> Value {
                 "request_id": {"type": "string"},
                 "required_scopes": scope_list, "granted_scopes": scope_list, "effective_scopes": scope_list,
                 "errors": {"type": "array", "items": object(json!({"field": {"type": "string"}, "message": {"type": "string"}}), &["field", "message"])},
+                "existing_vehicle_id": {"type": "string", "description": "`vin_taken`: the vehicle that has the VIN."},
             },
             "required": ["type", "title", "detail", "code", "request_id"],
         },
@@ -193,7 +194,10 @@ fn operation(route: &Route) -> Value {
         )
     };
     let write_errors = [
-        ("409", "Conflict (VIN taken, or Idempotency-Key reused with another body)."),
+        (
+            "409",
+            "Conflict: `vin_taken` (with `existing_vehicle_id`), `idempotency_key_reused` (another body), or `idempotency_key_in_progress` (with `Retry-After`).",
+        ),
         ("413", "Body over 64 KiB."),
         ("415", "Body is not JSON."),
         ("422", "Body fails validation; `errors` names every field."),

@@ -36,9 +36,12 @@ pub struct Checked {
 }
 
 /// Fails naming the first leak: a key in a table or a log, a key hash in a log.
+/// `logs[0]` is the functions' log: it must show that there was something to
+/// find (debug-level lines and known key ids), or a scan of nothing would pass.
 pub async fn check(client: &Client, tables: &TableNames, logs: &[String]) -> Result<Checked, Error> {
     let mut checked = Checked::default();
     let mut hashes = Vec::new();
+    let mut key_ids = Vec::new();
     for table in [&tables.keys, &tables.fleet, &tables.audit] {
         for item in scan(client, table).await? {
             checked.items += 1;
@@ -47,16 +50,35 @@ pub async fn check(client: &Client, tables: &TableNames, logs: &[String]) -> Res
                 return Err(format!("a plaintext API key is stored in table {table}").into());
             }
             if *table == tables.keys
-                && let Some(AttributeValue::S(hash)) = item.get("key_hash")
+                && let (Some(AttributeValue::S(hash)), Some(AttributeValue::S(key_id))) =
+                    (item.get("key_hash"), item.get("key_id"))
             {
                 hashes.push(hash.clone());
+                key_ids.push(key_id.clone());
             }
         }
     }
     checked.key_hashes = hashes.len();
-    for path in logs {
+    if hashes.is_empty() {
+        return Err("the keys table is empty: there is nothing to look for".into());
+    }
+    for (n, path) in logs.iter().enumerate() {
         let log = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
         checked.log_bytes += log.len();
+        if n == 0 {
+            if !log.contains("DEBUG") {
+                return Err(
+                    format!("{path} has no debug-level line: the functions did not log at the level scanned").into()
+                );
+            }
+            if !key_ids.iter().any(|key_id| log.contains(key_id.as_str())) {
+                return Err(
+                    format!("{path} names no key of the keys table: it is not the log of these requests").into()
+                );
+            }
+        } else if log.is_empty() {
+            return Err(format!("{path} is empty").into());
+        }
         if find_api_key(&log).is_some() {
             return Err(format!("an API key appears in {path}").into());
         }

@@ -34,6 +34,9 @@ pub struct Problem<'a> {
     pub effective_scopes: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<&'a [FieldError]>,
+    /// `vin_taken`: the vehicle that has the VIN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_vehicle_id: Option<&'a str>,
     pub request_id: String,
 }
 
@@ -68,8 +71,15 @@ pub enum ApiError {
     NotFound { resource: &'static str },
     #[error("{method} is not allowed here; use {allow}.")]
     MethodNotAllowed { method: String, allow: &'static str },
-    #[error("{detail}")]
-    Conflict { detail: String },
+    /// Another vehicle of the tenant has this VIN; names it, so a client can reconcile.
+    #[error("Another vehicle of this fleet already has VIN {vin}.")]
+    VinTaken { vin: String, existing_vehicle_id: Option<String> },
+    /// The `Idempotency-Key` was used before with another body.
+    #[error("This Idempotency-Key was already used with a different request body; use a new key for a new request.")]
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still running.
+    #[error("A request with this Idempotency-Key is still in progress; retry shortly.")]
+    IdempotencyKeyInProgress,
     #[error("The resource has changed since you read it; fetch it again and retry with the new ETag.")]
     PreconditionFailed,
     #[error("The request body is larger than {limit} bytes.")]
@@ -95,7 +105,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::VinTaken { .. } | ApiError::IdempotencyKeyReused | ApiError::IdempotencyKeyInProgress => {
+                StatusCode::CONFLICT
+            }
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -114,7 +126,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Conflict { .. } => "conflict",
+            ApiError::VinTaken { .. } => "vin_taken",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -132,7 +146,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::VinTaken { .. } => "VIN taken",
+            ApiError::IdempotencyKeyReused => "Idempotency key reused",
+            ApiError::IdempotencyKeyInProgress => "Idempotency key in progress",
             ApiError::PreconditionFailed => "Precondition failed",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
@@ -163,6 +179,10 @@ impl ApiError {
                 ApiError::ValidationFailed(errors) => Some(errors),
                 _ => None,
             },
+            existing_vehicle_id: match self {
+                ApiError::VinTaken { existing_vehicle_id, .. } => existing_vehicle_id.as_deref(),
+                _ => None,
+            },
             request_id: request_id.to_owned(),
         }
     }
@@ -181,6 +201,10 @@ impl ApiError {
             }
             ApiError::ServiceUnavailable(_) => {
                 headers.insert(http::header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            // The first request is still running: it finishes within the function timeout.
+            ApiError::IdempotencyKeyInProgress => {
+                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(1));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
@@ -292,7 +316,9 @@ mod tests {
             ApiError::BadRequest { code: "invalid_cursor", detail: "x".into() },
             ApiError::NotFound { resource: "vehicle" },
             ApiError::MethodNotAllowed { method: "POST".into(), allow: "GET" },
-            ApiError::Conflict { detail: "x".into() },
+            ApiError::VinTaken { vin: "x".into(), existing_vehicle_id: None },
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyInProgress,
             ApiError::PreconditionFailed,
             ApiError::PayloadTooLarge { limit: 65536 },
             ApiError::UnsupportedMediaType,

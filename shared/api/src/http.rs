@@ -127,6 +127,7 @@ where
         Ok(auth) => auth,
         Err(err) => return finish(route, &request_id, None, Err(err)),
     };
+    tracing::debug!(request_id, key_id = %auth.key_id, route = %route.describe(), "authorizer context accepted");
     let resource_id = req.path_parameters_ref().and_then(|params| params.first("id")).map(bounded_id);
     let call = Call { auth: auth.clone(), request_id: request_id.clone(), route };
     let result = match auth.require(route) {

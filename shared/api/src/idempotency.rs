@@ -135,9 +135,7 @@ impl IdempotencyStore {
                 return Ok(Begin::Replay(replay(stored)));
             }
             if started.elapsed() >= WAIT_FOR_FIRST {
-                return Err(ApiError::Conflict {
-                    detail: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
-                });
+                return Err(ApiError::IdempotencyKeyInProgress);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -294,10 +292,7 @@ impl Claim {
 }
 
 fn reused_with_another_body() -> ApiError {
-    ApiError::Conflict {
-        detail: "This Idempotency-Key was already used with a different request body; use a new key for a new request."
-            .into(),
-    }
+    ApiError::IdempotencyKeyReused
 }
 
 fn attribute<T: Serialize>(value: &T) -> Result<aws_sdk_dynamodb::types::AttributeValue, ApiError> {

@@ -301,8 +301,11 @@ pub enum WriteError {
     NotFound,
     /// `If-Match` named another version.
     Stale,
-    /// Another vehicle of the tenant has this VIN.
-    DuplicateVin(Vin),
+    /// Another vehicle of the tenant has this VIN: that vehicle's id, when it could be read.
+    DuplicateVin {
+        vin: Vin,
+        existing_vehicle_id: Option<String>,
+    },
     Db(DbError),
 }
 
@@ -317,9 +320,9 @@ impl From<WriteError> for ApiError {
         match err {
             WriteError::NotFound => ApiError::NotFound { resource: "vehicle" },
             WriteError::Stale => ApiError::PreconditionFailed,
-            WriteError::DuplicateVin(vin) => ApiError::Conflict {
-                detail: format!("Another vehicle of this fleet already has VIN {}.", vin.as_str()),
-            },
+            WriteError::DuplicateVin { vin, existing_vehicle_id } => {
+                ApiError::VinTaken { vin: vin.as_str().to_owned(), existing_vehicle_id }
+            }
             WriteError::Db(db) => ApiError::from(db),
         }
     }
@@ -397,7 +400,7 @@ impl VehicleStore {
             .write(items, |err| {
                 // The vehicle's own id taken means this write already happened (its VIN too).
                 if err.condition_failed_at(1) && !err.is_own_earlier_create() {
-                    Some(WriteError::DuplicateVin(vehicle.vin.clone()))
+                    Some(WriteError::DuplicateVin { vin: vehicle.vin.clone(), existing_vehicle_id: None })
                 } else {
                     None
                 }
@@ -405,8 +408,15 @@ impl VehicleStore {
             .await;
         match result {
             Err(WriteError::Db(err)) if err.is_own_earlier_create() => Ok(()),
+            Err(WriteError::DuplicateVin { vin, .. }) => Err(self.duplicate(tenant, vin).await),
             other => other,
         }
+    }
+
+    /// The conflict for `vin`, naming the vehicle that holds it (one GetItem, only on a conflict).
+    async fn duplicate(&self, tenant: &TenantId, vin: Vin) -> WriteError {
+        let holder = table::get::<VinItem>(&self.client, &self.table, tenant, vin_sk(&vin)).await;
+        WriteError::DuplicateVin { existing_vehicle_id: holder.ok().flatten().map(|item| item.vehicle_id), vin }
     }
 
     /// Replaces the writable fields of a vehicle. With `if_match`, only if the
@@ -437,11 +447,12 @@ impl VehicleStore {
             let result = self
                 .write(items, |err| {
                     (vin_changed && err.condition_failed_at(duplicate_at))
-                        .then(|| WriteError::DuplicateVin(next.vin.clone()))
+                        .then(|| WriteError::DuplicateVin { vin: next.vin.clone(), existing_vehicle_id: None })
                 })
                 .await;
             match result {
                 Ok(()) => return Ok(next),
+                Err(WriteError::DuplicateVin { vin, .. }) => return Err(self.duplicate(tenant, vin).await),
                 // Someone else wrote first: re-read, then If-Match decides (412) or last write wins (retry).
                 Err(WriteError::Db(err)) if err.condition_failed_at(0) || err.is_conflict() => {
                     continue;
