@@ -9,6 +9,7 @@ mod helpers;
 mod inspections;
 mod limits;
 mod provisioner;
+mod route_scopes;
 mod route_table;
 mod security_doc;
 mod template_policies;
