@@ -10,6 +10,7 @@ venv="$tools/venv"
 mkdir -p "$tools"
 
 MOTO_VERSION=5.2.5
+WAITRESS_VERSION=3.0.2
 CARGO_LAMBDA_VERSION=1.9.2
 SAM_CLI_VERSION=1.170.0
 SCHEMATHESIS_VERSION=4.32.5
@@ -33,10 +34,10 @@ install_lambda() {
 
 # The AWS emulator, in a venv of its own (its boto pins stay apart from the SAM CLI's).
 install_moto() {
-  if [ -x "$tools/venv-moto/bin/moto_server" ]; then return; fi
-  say "installing moto[server] $MOTO_VERSION into .tools/venv-moto (pip, ~40 s)"
+  if [ -x "$tools/venv-moto/bin/waitress-serve" ]; then return; fi
+  say "installing moto[server] $MOTO_VERSION and waitress into .tools/venv-moto (pip, ~40 s)"
   python3 -m venv "$tools/venv-moto"
-  "$tools/venv-moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  "$tools/venv-moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "waitress==$WAITRESS_VERSION"
 }
 
 install_sam() {

@@ -11,7 +11,11 @@ back, and a write on another thread meanwhile fails it with "dictionary changed 
 during iteration" (an HTTP 500 that DynamoDB never gives); worse, a rollback restores
 that copy over the other threads' writes, which are then silently lost. DynamoDB has
 neither problem, so tests on it must not see them: one lock around the application
-keeps the backend serial while connections stay concurrent (keep-alive).
+keeps the backend serial while connections stay concurrent.
+
+It is served by waitress (ZPL 2.1) rather than werkzeug's development server, which
+closes every connection after one answer: the functions would reconnect on every
+DynamoDB call, and the benchmark could not see whether they reuse one connection.
 
 The same deep copy makes every transaction cost time in proportion to the whole table
 (110 ms at 1,500 items, measured: a soak of a few thousand writes then times out). So a
@@ -27,12 +31,8 @@ import signal
 import sys
 import threading
 
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from waitress import serve
 
 
 def serial(app):
@@ -114,7 +114,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     item_backed_up_transactions()
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, serial(app), threaded=True, request_handler=MotoRequestHandler)
+    serve(serial(app), host=args.host, port=args.port, threads=8, ident="moto", _quiet=True)
 
 
 if __name__ == "__main__":

@@ -190,3 +190,53 @@ async fn over_the_stage_limit_the_gateway_answers_throttled() {
     assert_eq!(throttled.headers()["retry-after"], "1");
     assert_gateway_response(throttled, "THROTTLED", 429).await;
 }
+
+#[tokio::test]
+async fn every_bad_key_gets_the_same_401_byte_for_byte() {
+    let client = reqwest::Client::new();
+    let tenant = format!("e2e-401-{}", std::process::id());
+    let create = |extra: Value| {
+        let mut event = json!({"action": "create_key", "tenant_id": tenant, "name": "k", "preset": "read-only"});
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let client = client.clone();
+        async move { provision(&client, event).await }
+    };
+    let revoked = create(json!({})).await;
+    provision(&client, json!({"action": "revoke_key", "tenant_id": tenant, "key_id": revoked["key"]["key_id"]})).await;
+    let rotated = create(json!({})).await;
+    let rotation = provision(
+        &client,
+        json!({"action": "rotate_key", "tenant_id": tenant, "key_id": rotated["key"]["key_id"], "grace_period_hours": 0}),
+    )
+    .await;
+    assert!(rotation["api_key"].is_string(), "{rotation}");
+    let expiring = create(json!({"expires_at": (fleetgate_api::Timestamp::now()
+        .plus(time::Duration::seconds(2)))
+    .to_string()}))
+    .await;
+    let expiring_key = expiring["api_key"].as_str().unwrap_or_else(|| panic!("{expiring}")).to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let unknown = fleetgate_api::keys::ApiKey::generate(fleetgate_scopes::Environment::Test).expose().to_owned();
+    let live = fleetgate_api::keys::ApiKey::generate(fleetgate_scopes::Environment::Live).expose().to_owned();
+    let bad_keys = [
+        ("unknown", unknown),
+        ("revoked", revoked["api_key"].as_str().unwrap().to_owned()),
+        ("rotated past its grace", rotated["api_key"].as_str().unwrap().to_owned()),
+        ("expired", expiring_key),
+        ("another environment's", live),
+        ("malformed", "fg_test_nope".to_owned()),
+    ];
+    let mut bodies = Vec::new();
+    for (what, key) in &bad_keys {
+        let response = client.get(format!("{}/me", base_url())).header("X-API-Key", key).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{what}");
+        let mut body: Value = response.json().await.unwrap();
+        body.as_object_mut().unwrap().remove("request_id");
+        bodies.push((what, body.to_string()));
+    }
+    // Nothing tells one bad key from another.
+    for (what, body) in &bodies {
+        assert_eq!(body, &bodies[0].1, "{what} differs from {}", bodies[0].0);
+    }
+}

@@ -112,3 +112,32 @@ async fn last_used_is_written_at_most_hourly() {
         stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
     assert_eq!(listed["key"]["last_used_at"], t1.to_string());
 }
+
+#[tokio::test]
+async fn a_key_is_looked_up_by_its_hash_with_one_getitem_and_nothing_else() {
+    let stack = TestStack::new().await;
+    let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
+    let proxy = crate::fault_proxy::FaultProxy::start(&crate::helpers::endpoint()).await;
+    let counted = stack.through(local_client(&proxy.endpoint));
+
+    // A good key: one GetItem on its hash (plus, at most hourly, the last_used_at update).
+    assert!(handler(&counted.authorizer(), authorizer_event(&[("X-API-Key", &api_key)])).await.is_ok());
+    assert_eq!(proxy.forwarded("GetItem"), 1);
+    let others = proxy.forwarded_total() - proxy.forwarded("GetItem") - proxy.forwarded("UpdateItem");
+    assert_eq!(others, 0, "no Query or Scan: nothing compares key text");
+    // Asked again within the hour: one more GetItem, no update.
+    let before = proxy.forwarded_total();
+    assert!(handler(&counted.authorizer(), authorizer_event(&[("X-API-Key", &api_key)])).await.is_ok());
+    assert_eq!(proxy.forwarded_total() - before, 1);
+    assert_eq!(proxy.forwarded("UpdateItem"), 1, "last_used_at at most hourly");
+
+    // Garbage and a mistyped checksum never reach the table.
+    let before = proxy.forwarded_total();
+    let mut mistyped = api_key.clone();
+    mistyped.pop();
+    mistyped.push(if api_key.ends_with('A') { 'B' } else { 'A' });
+    for bad in ["garbage", "fg_test_short", mistyped.as_str()] {
+        assert!(handler(&counted.authorizer(), authorizer_event(&[("X-API-Key", bad)])).await.is_err(), "{bad}");
+    }
+    assert_eq!(proxy.forwarded_total(), before, "refused offline");
+}

@@ -4,6 +4,7 @@
 //! DynamoDB acted.
 //! Every change of fault cuts the connections already open, as a restart would.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub struct FaultProxy {
     to_lose: Arc<Mutex<usize>>,
     /// Client connections currently open.
     open: Arc<AtomicUsize>,
+    /// Requests forwarded without fault, by DynamoDB operation.
+    forwarded: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 impl FaultProxy {
@@ -54,6 +57,7 @@ impl FaultProxy {
             upstream: upstream.trim_start_matches("http://").to_owned(),
             fault,
             to_lose: Arc::new(Mutex::new(0)),
+            forwarded: Arc::new(Mutex::new(BTreeMap::new())),
             open: Arc::new(AtomicUsize::new(0)),
         };
         proxy.serve(listener);
@@ -87,6 +91,16 @@ impl FaultProxy {
         }
     }
 
+    /// How many `operation` requests (`GetItem`, `Query`, …) went through without fault.
+    pub fn forwarded(&self, operation: &str) -> usize {
+        self.forwarded.lock().unwrap().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Requests of any operation that went through without fault.
+    pub fn forwarded_total(&self) -> usize {
+        self.forwarded.lock().unwrap().values().sum()
+    }
+
     /// Answers `Fault::LoseAnswers` has yet to lose (0 once it has struck `count` times).
     pub fn answers_left_to_lose(&self) -> usize {
         *self.to_lose.lock().unwrap()
@@ -96,6 +110,7 @@ impl FaultProxy {
         let mut faults = self.fault.subscribe();
         let upstream = self.upstream.clone();
         let to_lose = self.to_lose.clone();
+        let forwarded = self.forwarded.clone();
         let open = self.open.clone();
         tokio::spawn(async move {
             loop {
@@ -105,7 +120,14 @@ impl FaultProxy {
                         let fault = faults.borrow().clone();
                         open.fetch_add(1, Ordering::SeqCst);
                         let open = open.clone();
-                        let connection = connection(inbound, upstream.clone(), fault, faults.clone(), to_lose.clone());
+                        let connection = connection(
+                            inbound,
+                            upstream.clone(),
+                            fault,
+                            faults.clone(),
+                            to_lose.clone(),
+                            forwarded.clone(),
+                        );
                         tokio::spawn(async move {
                             connection.await;
                             open.fetch_sub(1, Ordering::SeqCst);
@@ -130,6 +152,7 @@ async fn connection(
     fault: Fault,
     mut faults: watch::Receiver<Fault>,
     to_lose: Arc<Mutex<usize>>,
+    forwarded: Arc<Mutex<BTreeMap<String, usize>>>,
 ) {
     faults.mark_unchanged();
     let work = async {
@@ -145,8 +168,8 @@ async fn connection(
                 throttle_transactions(inbound, outbound).await;
             }
             Fault::None => {
-                if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                if let Ok(outbound) = TcpStream::connect(&upstream).await {
+                    forward_counting(inbound, outbound, forwarded).await;
                 }
             }
             Fault::LoseAnswers { operation, .. } => {
@@ -201,6 +224,35 @@ async fn read_request<R: AsyncReadExt + Unpin>(inbound: &mut R, buffer: &mut Vec
             Ok(0) | Err(_) => return None,
             Ok(n) => buffer.extend_from_slice(&chunk[..n]),
         }
+    }
+}
+
+/// Forwards everything, counting requests by their `X-Amz-Target` operation.
+async fn forward_counting(inbound: TcpStream, outbound: TcpStream, forwarded: Arc<Mutex<BTreeMap<String, usize>>>) {
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut upstream_read, mut upstream_write) = outbound.into_split();
+    let requests = async move {
+        let mut buffer = Vec::new();
+        while let Some(request) = read_request(&mut client_read, &mut buffer).await {
+            let head = String::from_utf8_lossy(&request);
+            if let Some(operation) = head.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("x-amz-target")
+                    .then(|| value.trim().rsplit('.').next().unwrap_or("").to_owned())
+            }) {
+                *forwarded.lock().unwrap().entry(operation).or_default() += 1;
+            }
+            if upstream_write.write_all(&request).await.is_err() {
+                return;
+            }
+        }
+    };
+    let answers = async move {
+        let _ = tokio::io::copy(&mut upstream_read, &mut client_write).await;
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = answers => {}
     }
 }
 

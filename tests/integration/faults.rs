@@ -20,7 +20,9 @@ use crate::vehicles::{Vehicles, truck};
 
 /// The SAM template's function timeout: every answer must come well before it.
 const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
-/// The SDK's operation timeout (4 s) plus slack for a loaded CI machine.
+/// The SDK's operation timeout (4 s) plus slack for a loaded CI machine (`make test`
+/// runs these tests apart from the rest of the suite, so the slack is for CI's load,
+/// not for other tests).
 const ANSWER_WITHIN: Duration = Duration::from_secs(7);
 const FULL: &str = "vehicles:write inspections:write";
 

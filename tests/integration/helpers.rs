@@ -94,9 +94,14 @@ impl TestStack {
 
     /// The authorizer context of a key of this tenant with `scopes` (space-separated).
     pub fn key_context(&self, scopes: &str) -> BTreeMap<&'static str, String> {
+        self.key_context_of("key_testtesttesttesttest", scopes)
+    }
+
+    /// As [`TestStack::key_context`], for the key `key_id` (another key of the tenant).
+    pub fn key_context_of(&self, key_id: &str, scopes: &str) -> BTreeMap<&'static str, String> {
         AuthContext::new(
             TenantId::parse(&self.tenant).unwrap(),
-            "key_testtesttesttesttest".into(),
+            key_id.into(),
             "test key".into(),
             ScopeSet::parse_space_separated(scopes).unwrap(),
             Environment::Test,
@@ -299,4 +304,39 @@ pub fn body_json(response: &Response<Body>) -> Value {
 
 pub fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Walks every page of a list, `fetch(cursor)` answering one page as (ids, next_cursor),
+/// and checks what every list promises: `next_cursor` is null exactly on the last page
+/// (no empty page after a full one) and no id comes twice. Returns the ids and page sizes.
+pub async fn walk_pages<F, Fut>(mut fetch: F) -> (Vec<String>, Vec<usize>)
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = (Vec<String>, Option<String>)>,
+{
+    let (mut ids, mut sizes) = (Vec::new(), Vec::new());
+    let mut cursor = None;
+    loop {
+        let (page, next) = fetch(cursor).await;
+        assert!(sizes.is_empty() || !page.is_empty(), "an empty page after {sizes:?}: the previous cursor lied");
+        sizes.push(page.len());
+        ids.extend(page);
+        assert!(sizes.len() <= 1_000, "a list that never ends");
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an id came twice: {ids:?}");
+    (ids, sizes)
+}
+
+/// The ids of a `{"data": [...], "next_cursor": ...}` page (or `field` instead of `data`).
+pub fn page_of(body: &Value, field: &str, id: &str) -> (Vec<String>, Option<String>) {
+    let ids = body[field].as_array().unwrap_or_else(|| panic!("no {field} in {body}"));
+    (
+        ids.iter().map(|item| item[id].as_str().unwrap().to_owned()).collect(),
+        body["next_cursor"].as_str().map(str::to_owned),
+    )
 }

@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod inspections;
 mod limits;
+mod paging;
 mod provisioner;
 mod route_scopes;
 mod route_table;

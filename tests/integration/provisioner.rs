@@ -355,6 +355,14 @@ async fn keys_with_an_expiry_stop_working_when_it_passes() {
 
 /// A stand-in for API Gateway's control plane: records each request's first line and whether it was signed.
 async fn fake_api_gateway() -> (String, std::sync::Arc<tokio::sync::Mutex<Vec<(String, bool)>>>) {
+    fake_api_gateway_answering("HTTP/1.1 202 Accepted").await
+}
+
+/// A fake API Gateway control plane answering every request with `status_line`,
+/// recording each request line and whether it was SigV4-signed.
+async fn fake_api_gateway_answering(
+    status_line: &'static str,
+) -> (String, std::sync::Arc<tokio::sync::Mutex<Vec<(String, bool)>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -374,17 +382,16 @@ async fn fake_api_gateway() -> (String, std::sync::Arc<tokio::sync::Mutex<Vec<(S
                 let signed =
                     head.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization: aws4-hmac-sha256"));
                 record.lock().await.push((first, signed));
-                let _ = stream.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").await;
+                let answer = format!("{status_line}\r\nContent-Length: 0\r\n\r\n");
+                let _ = stream.write_all(answer.as_bytes()).await;
             });
         }
     });
     (address, seen)
 }
 
-#[tokio::test]
-async fn revocations_and_rotations_flush_the_stage_authorizer_cache() {
-    let (endpoint, seen) = fake_api_gateway().await;
-    let mut stack = TestStack::new().await;
+/// The authorizer cache of stage `api123`/`v1` at `endpoint`, flushed again after `reflush_after`.
+fn cache_at(endpoint: String, reflush_after: std::time::Duration) -> provisioner::AuthorizerCache {
     let config = aws_sdk_apigateway::Config::builder()
         .behavior_version(aws_sdk_apigateway::config::BehaviorVersion::latest())
         .region(aws_sdk_apigateway::config::Region::new("eu-west-1"))
@@ -392,11 +399,30 @@ async fn revocations_and_rotations_flush_the_stage_authorizer_cache() {
         .credentials_provider(aws_sdk_apigateway::config::Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .http_client(fleetgate_api::dynamo::https_client())
         .build();
+    provisioner::AuthorizerCache::new(aws_sdk_apigateway::Client::from_conf(config), "api123".into(), "v1".into())
+        .with_reflush_after(reflush_after)
+}
+
+#[tokio::test]
+async fn a_failed_flush_is_reported_and_the_revocation_stands() {
+    let (endpoint, seen) = fake_api_gateway_answering("HTTP/1.1 500 Internal Server Error").await;
+    let mut stack = TestStack::new().await;
+    stack.provisioner.authorizer_cache = Some(cache_at(endpoint, std::time::Duration::from_millis(10)));
+    let (_, key_id) = stack.create_key(&["vehicles:read"]).await;
+    let revoked =
+        stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    // The admin is told the revocation waits for the cache TTL; the key is revoked all the same.
+    assert_eq!(revoked["authorizer_cache_flushed"], false, "{revoked}");
+    assert_eq!(revoked["key"]["status"], "revoked");
+    assert!(!seen.lock().await.is_empty(), "the flush was attempted");
+}
+
+#[tokio::test]
+async fn revocations_and_rotations_flush_the_stage_authorizer_cache() {
+    let (endpoint, seen) = fake_api_gateway().await;
+    let mut stack = TestStack::new().await;
     let reflush_after = std::time::Duration::from_millis(300);
-    stack.provisioner.authorizer_cache = Some(
-        provisioner::AuthorizerCache::new(aws_sdk_apigateway::Client::from_conf(config), "api123".into(), "v1".into())
-            .with_reflush_after(reflush_after),
-    );
+    stack.provisioner.authorizer_cache = Some(cache_at(endpoint, reflush_after));
     let flush = ("DELETE /restapis/api123/stages/v1/cache/authorizers HTTP/1.1".to_owned(), true);
 
     // Flushed twice, the second time after the delay: an authorizer call that read

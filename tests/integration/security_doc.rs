@@ -17,14 +17,34 @@ fn every_test_named_in_security_md_exists() {
     assert!(named.len() >= 40, "SECURITY.md names {} tests", named.len());
     for (path, function) in named {
         let source = std::fs::read_to_string(root.join(path)).unwrap_or_else(|_| panic!("SECURITY.md names {path}"));
-        let defined = ["fn ", "async fn "].iter().any(|prefix| {
-            source.match_indices(&format!("{prefix}{function}")).any(|(at, m)| {
+        let definition = ["fn ", "async fn "].iter().find_map(|prefix| {
+            source.match_indices(&format!("{prefix}{function}")).find_map(|(at, m)| {
                 let next = source[at + m.len()..].chars().next();
-                matches!(next, Some('(') | Some('<'))
+                matches!(next, Some('(') | Some('<')).then_some(at)
             })
         });
-        assert!(defined, "SECURITY.md names {path}::{function}, which does not exist");
+        let at = definition.unwrap_or_else(|| panic!("SECURITY.md names {path}::{function}, which does not exist"));
+        assert!(is_test(&source[..at]), "SECURITY.md names {path}::{function}, which is not a test");
     }
+}
+
+/// Whether the function whose definition follows `before` is a test: its own
+/// attributes (above it, past doc comments) include `#[test]` or `#[tokio::test]`.
+fn is_test(before: &str) -> bool {
+    // The definition's own line may begin with qualifiers (`async fn`, `pub fn`).
+    let (above, own_line) = before.rsplit_once('\n').unwrap_or(("", before));
+    if !own_line.split_whitespace().all(|word| ["async", "pub", "pub(crate)", "const"].contains(&word)) {
+        return false;
+    }
+    for line in above.lines().rev().map(str::trim) {
+        if line.starts_with("#[test]") || line.starts_with("#[tokio::test") {
+            return true;
+        }
+        if !(line.is_empty() || line.starts_with("///") || line.starts_with("//") || line.starts_with("#[")) {
+            return false;
+        }
+    }
+    false
 }
 
 /// Per-request DynamoDB work is bounded by keys and pages: no function's code

@@ -420,3 +420,70 @@ async fn cursors_are_bound_to_tenant_and_query_and_bad_parameters_are_400() {
     // The page size changes nothing about which cursor is valid.
     assert_eq!(api.list(&[("limit", "2"), ("cursor", &cursor)]).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_refused_body_claims_no_key_so_the_corrected_one_is_created_under_it() {
+    let api = Vehicles::new().await;
+    let send = |body: &Value| {
+        api.post(FULL, Req::new("POST", "/vehicles").header("Idempotency-Key", "fix-and-retry").json(body))
+    };
+    let mut broken = truck(50);
+    broken["year"] = json!(1800);
+    assert_eq!(send(&broken).await.status(), 422);
+    let fixed = send(&truck(50)).await;
+    assert_eq!(fixed.status(), 201, "{:?}", fixed.body());
+    assert!(header(&fixed, "idempotent-replayed").is_none(), "a new vehicle, not a replay of the 422");
+    assert_eq!(api.stored_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_from_the_rotated_twin_of_the_key_replays_the_first_answer() {
+    let api = Vehicles::new().await;
+    let request = || Req::new("POST", "/vehicles").header("Idempotency-Key", "device-7").json(&truck(51));
+    let first = create_vehicle::handler(
+        &api.create,
+        request().build(Some(&api.stack.key_context_of("key_beforerotation000000", FULL))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.status(), 201);
+    // The device's key was rotated between its try and its retry: records are per
+    // tenant and route, not per key, so the twin gets the same answer.
+    let retry = create_vehicle::handler(
+        &api.create,
+        request().build(Some(&api.stack.key_context_of("key_afterrotation0000000", FULL))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(header(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(body_json(&retry)["id"], body_json(&first)["id"]);
+    assert_eq!(api.stored_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_forgotten_after_24_hours() {
+    let api = Vehicles::new().await;
+    let send =
+        |body: &Value| api.post(FULL, Req::new("POST", "/vehicles").header("Idempotency-Key", "day-old").json(body));
+    assert_eq!(send(&truck(52)).await.status(), 201);
+    assert_eq!(problem_code(&send(&truck(53)).await), "idempotency_key_reused", "within 24 h the key is bound");
+    // Given: the record as it is a day later (DynamoDB's TTL deletes lazily, so it may
+    // still be there; the emulator never deletes it): its expiry has passed.
+    let day_ago = fleetgate_api::Timestamp::now().minus(time::Duration::hours(24)).unix_seconds();
+    api.stack
+        .client
+        .update_item()
+        .table_name(&api.stack.tables.fleet)
+        .key("pk", serde_dynamo::to_attribute_value(&api.stack.tenant).unwrap())
+        .key("sk", serde_dynamo::to_attribute_value("idem#POST /vehicles#day-old").unwrap())
+        .update_expression("SET expires_at_epoch = :past")
+        .expression_attribute_values(":past", serde_dynamo::to_attribute_value(day_ago).unwrap())
+        .send()
+        .await
+        .unwrap();
+    // Then the key is free: another body under it is a new request, not a conflict.
+    let reused = send(&truck(53)).await;
+    assert_eq!(reused.status(), 201, "{:?}", reused.body());
+    assert!(header(&reused, "idempotent-replayed").is_none());
+    assert_eq!(api.stored_ids().await.len(), 2);
+}

@@ -198,17 +198,24 @@ pub async fn transact_write(client: &Client, items: Vec<TransactWriteItem>) -> R
         let reasons = cancelled
             .cancellation_reasons()
             .iter()
-            .map(|reason| match reason.code().unwrap_or("None") {
-                "None" => CancelReason::None,
-                "ConditionalCheckFailed" => CancelReason::ConditionFailed,
-                "TransactionConflict" => CancelReason::Conflict,
-                "ThrottlingError" | "ProvisionedThroughputExceeded" => CancelReason::Throttled,
-                other => CancelReason::Other(other.to_owned()),
-            })
+            .map(|reason| CancelReason::of(reason.code().unwrap_or("None")))
             .collect();
         return Err(DbError::TransactionCancelled { reasons });
     }
     Err(err.into())
+}
+
+impl CancelReason {
+    /// The reason for DynamoDB's cancellation reason `code`.
+    pub fn of(code: &str) -> CancelReason {
+        match code {
+            "None" => CancelReason::None,
+            "ConditionalCheckFailed" => CancelReason::ConditionFailed,
+            "TransactionConflict" => CancelReason::Conflict,
+            "ThrottlingError" | "ProvisionedThroughputExceeded" => CancelReason::Throttled,
+            other => CancelReason::Other(other.to_owned()),
+        }
+    }
 }
 
 /// Error codes DynamoDB uses for transient trouble on its side.
@@ -275,6 +282,51 @@ mod tests {
         let err = GetItemError::generic(meta.build());
         let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from("<html>oops</html>"));
         DbError::from(SdkError::service_error(err, raw))
+    }
+
+    /// Every error DynamoDB documents for its data-plane calls, and what it becomes.
+    #[test]
+    fn every_dynamodb_error_code_is_classified() {
+        for code in TRANSIENT_CODES {
+            assert!(matches!(service_error(400, Some(code)), DbError::Unavailable(_)), "{code}");
+        }
+        for code in [
+            "ValidationException",
+            "ResourceNotFoundException",
+            "AccessDeniedException",
+            "UnrecognizedClientException",
+            "ItemCollectionSizeLimitExceededException",
+            "SerializationException",
+        ] {
+            assert!(matches!(service_error(400, Some(code)), DbError::Failed(_)), "{code}: a bug or misconfiguration");
+        }
+        assert!(matches!(service_error(400, Some("ConditionalCheckFailedException")), DbError::ConditionFailed));
+        // And each class answers as it should: retry later, or a 500 without internals.
+        let api = |err: DbError| crate::ApiError::from(err).status().as_u16();
+        assert_eq!(api(service_error(400, Some("ThrottlingException"))), 503);
+        assert_eq!(api(service_error(500, None)), 503);
+        assert_eq!(api(service_error(400, Some("ValidationException"))), 500);
+    }
+
+    /// Every cancellation reason code DynamoDB documents.
+    #[test]
+    fn every_cancellation_reason_code_is_classified() {
+        let cases = [
+            ("None", CancelReason::None, false),
+            ("ConditionalCheckFailed", CancelReason::ConditionFailed, false),
+            ("TransactionConflict", CancelReason::Conflict, true),
+            ("ThrottlingError", CancelReason::Throttled, true),
+            ("ProvisionedThroughputExceeded", CancelReason::Throttled, true),
+            ("ItemCollectionSizeLimitExceeded", CancelReason::Other("ItemCollectionSizeLimitExceeded".into()), false),
+            ("ValidationError", CancelReason::Other("ValidationError".into()), false),
+        ];
+        for (code, reason, transient) in cases {
+            assert_eq!(CancelReason::of(code), reason, "{code}");
+            let cancelled = DbError::TransactionCancelled { reasons: vec![CancelReason::None, reason] };
+            assert_eq!(cancelled.is_transient(), transient, "{code}");
+            let status = crate::ApiError::from(cancelled).status().as_u16();
+            assert_eq!(status, if transient { 503 } else { 500 }, "{code}");
+        }
     }
 
     #[test]

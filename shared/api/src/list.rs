@@ -234,6 +234,18 @@ mod tests {
     }
 
     #[test]
+    fn a_validly_signed_cursor_over_1_kib_is_refused() {
+        let signer = CursorSigner::new("secret");
+        let long: Position = [("sk".to_owned(), "x".repeat(MAX_CURSOR_CHARS))].into();
+        let cursor = signer.encode("q", &long);
+        assert!(cursor.len() > MAX_CURSOR_CHARS);
+        assert_eq!(signer.decode("q", &cursor).unwrap_err().code(), "invalid_cursor");
+        // The same signer's short cursors verify: only the length refused it.
+        let short: Position = [("sk".to_owned(), "x".repeat(100))].into();
+        assert_eq!(signer.decode("q", &signer.encode("q", &short)).unwrap(), short);
+    }
+
+    #[test]
     fn after_a_rotation_cursors_of_the_previous_secret_still_verify() {
         let old = CursorSigner::new("old");
         let rotated = CursorSigner::new("new").with_previous(Some("old"));
