@@ -3,8 +3,9 @@
 //! with `lambda:GetFunctionConfiguration` can read).
 //!
 //! The secret is read on the first request that needs it, not at init: a network
-//! call during init would break SPEC §7's cold-start bar for every list function,
-//! and most invocations of a warm environment then pay nothing. Cost: one
+//! call (or even the client's TLS set-up) during init would break SPEC §7's
+//! cold-start bar for every list function, and most invocations of a warm
+//! environment then pay nothing. Cost: one
 //! `GetSecretValue` pair (current and previous version, concurrently) per execution
 //! environment, and again every [`RELOAD_EVERY`].
 //!
@@ -14,7 +15,7 @@
 //! a cursor it cannot verify, and last read the secret over a minute ago, reads it
 //! again first (a cursor signed by a fresher environment).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
@@ -42,8 +43,9 @@ pub struct CursorKeys {
 enum Source {
     /// A key given in code (tests, benchmarks).
     Fixed(CursorSigner),
-    /// The secret `secret_id`, read on first use.
-    SecretsManager { client: Client, secret_id: String, loaded: Mutex<Option<(CursorSigner, Instant)>> },
+    /// The secret `secret_id`, read on first use (the client too is built then:
+    /// its TLS set-up would cost init time).
+    SecretsManager { client: OnceLock<Client>, secret_id: String, loaded: Mutex<Option<(CursorSigner, Instant)>> },
 }
 
 impl CursorKeys {
@@ -54,11 +56,15 @@ impl CursorKeys {
 
     /// The secret named by `CURSOR_SECRET_ARN`, read on first use (no network here).
     pub fn from_env() -> Result<CursorKeys, ConfigError> {
-        Ok(CursorKeys::from_secret(client(), env_var("CURSOR_SECRET_ARN")?))
+        Ok(CursorKeys::secrets_manager(OnceLock::new(), env_var("CURSOR_SECRET_ARN")?))
     }
 
     /// Secret `secret_id` through `client`, read on first use.
     pub fn from_secret(client: Client, secret_id: String) -> CursorKeys {
+        CursorKeys::secrets_manager(OnceLock::from(client), secret_id)
+    }
+
+    fn secrets_manager(client: OnceLock<Client>, secret_id: String) -> CursorKeys {
         CursorKeys { source: Arc::new(Source::SecretsManager { client, secret_id, loaded: Mutex::new(None) }) }
     }
 
@@ -98,6 +104,7 @@ impl CursorKeys {
             Source::Fixed(signer) => return Ok(signer.clone()),
             Source::SecretsManager { client, secret_id, loaded } => (client, secret_id, loaded),
         };
+        let client = client.get_or_init(self::client);
         let mut loaded = loaded.lock().await;
         if let Some((signer, at)) = loaded.as_ref()
             && at.elapsed() < max_age
