@@ -453,3 +453,92 @@ async fn revocations_and_rotations_flush_the_stage_authorizer_cache() {
     assert_eq!(seen.lock().await.len(), 6);
     assert!(seen.lock().await.iter().all(|request| *request == flush));
 }
+
+#[tokio::test]
+async fn rotation_keeps_the_lifetime_and_ends_the_old_key_at_the_earlier_of_expiry_and_grace() {
+    let stack = TestStack::new().await;
+    let created = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "preset": "read-only",
+                          "expires_in_days": 1}))
+        .await
+        .unwrap();
+    let key_id = created["key"]["key_id"].as_str().unwrap();
+    let old_expiry = Timestamp::parse(created["key"]["expires_at"].as_str().unwrap()).unwrap();
+    // A grace period longer than the key has left: the old key still ends at its own expiry.
+    let rotated = stack
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": 48}),
+        )
+        .await
+        .unwrap();
+    let previous_ends = Timestamp::parse(rotated["previous_key"]["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(previous_ends, old_expiry, "the earlier of its expiry and the grace end");
+    // The twin lives as long as the old key was meant to: one day from now.
+    let twin_ends = Timestamp::parse(rotated["key"]["expires_at"].as_str().unwrap()).unwrap();
+    let one_day = Timestamp::now().plus(time::Duration::days(1));
+    assert!((twin_ends.unix_seconds() - one_day.unix_seconds()).abs() <= 5, "{twin_ends} vs {one_day}");
+}
+
+#[tokio::test]
+async fn an_expired_key_cannot_be_rotated() {
+    let stack = TestStack::new().await;
+    let soon = Timestamp::now().plus(time::Duration::seconds(1)).to_string();
+    let created = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "preset": "read-only",
+                          "expires_at": soon}))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let key_id = created["key"]["key_id"].as_str().unwrap();
+    let message = expect_refusal(
+        &stack,
+        json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id}),
+        "invalid_field",
+    )
+    .await;
+    assert!(message.contains("expired"), "{message}");
+    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "no twin was made");
+}
+
+#[tokio::test]
+async fn an_old_key_used_recently_is_not_unused() {
+    let stack = TestStack::new().await;
+    let (_, recent) = stack.create_key(&["vehicles:read"]).await;
+    let (_, idle) = stack.create_key(&["vehicles:read"]).await;
+    // Given: both created 40 days ago (written directly); one used an hour ago, one never.
+    let long_ago = Timestamp::now().minus(time::Duration::days(40)).to_string();
+    let hour_ago = Timestamp::now().minus(time::Duration::hours(1)).to_string();
+    for (key_id, last_used) in [(&recent, Some(hour_ago)), (&idle, None)] {
+        let record = stack
+            .key_store()
+            .list(&fleetgate_scopes::TenantId::parse(&stack.tenant).unwrap(), None, 100)
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .find(|k| &k.key_id == key_id)
+            .unwrap();
+        let mut update = stack
+            .client
+            .update_item()
+            .table_name(&stack.tables.keys)
+            .key("key_hash", serde_dynamo::to_attribute_value(&record.key_hash).unwrap())
+            .update_expression(if last_used.is_some() {
+                "SET created_at = :c, last_used_at = :u"
+            } else {
+                "SET created_at = :c"
+            })
+            .expression_attribute_values(":c", serde_dynamo::to_attribute_value(&long_ago).unwrap());
+        if let Some(at) = &last_used {
+            update = update.expression_attribute_values(":u", serde_dynamo::to_attribute_value(at).unwrap());
+        }
+        update.send().await.unwrap();
+    }
+    let unused = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": 30}))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = unused["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [idle.as_str()], "only the key unused for 30 days");
+}
