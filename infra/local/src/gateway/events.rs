@@ -98,13 +98,11 @@ impl Incoming {
         )
     }
 
-    /// The REQUEST authorizer's event.
-    pub fn authorizer_event(&self, matched: &Matched, stage: &Stage) -> Value {
+    /// What both events carry: the request as API Gateway describes it.
+    fn request_fields(&self, matched: &Matched) -> Map<String, Value> {
         let (headers, multi_headers) = Self::single_and_multi(&self.headers);
         let (query, multi_query) = Self::single_and_multi(&self.query);
-        json!({
-            "type": "REQUEST",
-            "methodArn": self.method_arn(stage),
+        let fields = json!({
             "resource": matched.resource,
             "path": self.path(),
             "httpMethod": self.method,
@@ -112,18 +110,25 @@ impl Incoming {
             "multiValueHeaders": multi_headers,
             "queryStringParameters": query,
             "multiValueQueryStringParameters": multi_query,
-            "pathParameters": matched.path_parameters,
-            "stageVariables": {},
-            "requestContext": self.request_context(matched, stage),
-        })
+        });
+        fields.as_object().cloned().unwrap_or_default()
+    }
+
+    /// The REQUEST authorizer's event.
+    pub fn authorizer_event(&self, matched: &Matched, stage: &Stage) -> Value {
+        let mut event = self.request_fields(matched);
+        event.insert("type".into(), json!("REQUEST"));
+        event.insert("methodArn".into(), json!(self.method_arn(stage)));
+        event.insert("pathParameters".into(), json!(matched.path_parameters));
+        event.insert("stageVariables".into(), json!({}));
+        event.insert("requestContext".into(), self.request_context(matched, stage));
+        Value::Object(event)
     }
 
     /// The Lambda proxy event, with the authorizer's context. A body that is not
     /// UTF-8 travels base64-encoded with `isBase64Encoded`, so its exact bytes
     /// reach the function (which answers with its own problem, never the gateway).
     pub fn proxy_event(&self, matched: &Matched, stage: &Stage, authorizer: &Map<String, Value>) -> Value {
-        let (headers, multi_headers) = Self::single_and_multi(&self.headers);
-        let (query, multi_query) = Self::single_and_multi(&self.query);
         let mut context = self.request_context(matched, stage);
         context["authorizer"] = Value::Object(authorizer.clone());
         let (body, encoded) = if self.body.is_empty() {
@@ -134,20 +139,14 @@ impl Incoming {
                 Err(_) => (json!(BASE64.encode(&self.body)), true),
             }
         };
-        json!({
-            "resource": matched.resource,
-            "path": self.path(),
-            "httpMethod": self.method,
-            "headers": headers,
-            "multiValueHeaders": multi_headers,
-            "queryStringParameters": query,
-            "multiValueQueryStringParameters": multi_query,
-            "pathParameters": if matched.path_parameters.is_empty() { Value::Null } else { json!(matched.path_parameters) },
-            "stageVariables": Value::Null,
-            "requestContext": context,
-            "body": body,
-            "isBase64Encoded": encoded,
-        })
+        let parameters = if matched.path_parameters.is_empty() { Value::Null } else { json!(matched.path_parameters) };
+        let mut event = self.request_fields(matched);
+        event.insert("pathParameters".into(), parameters);
+        event.insert("stageVariables".into(), Value::Null);
+        event.insert("requestContext".into(), context);
+        event.insert("body".into(), body);
+        event.insert("isBase64Encoded".into(), json!(encoded));
+        Value::Object(event)
     }
 }
 
