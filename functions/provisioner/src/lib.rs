@@ -77,19 +77,23 @@ async fn page_start(
     let Some(cursor) = cursor else { return Ok(None) };
     match state.cursors.decode(query, cursor).await {
         Ok(position) => Ok(Some(position)),
-        Err(ApiError::ServiceUnavailable(err)) => Err(ProvisionError::Unavailable(err)),
-        Err(_) => {
+        Err(err) if err.code() == "invalid_cursor" => {
             Err(ProvisionError::field("cursor", format!("not a cursor of this tenant's {list} with these filters")))
         }
+        Err(err) => Err(cursor_key_error(err)),
     }
 }
 
 /// The signer for the next page's cursor (the secret is read on first use).
 async fn cursor_signer(state: &State) -> Result<CursorSigner, ProvisionError> {
-    match state.cursors.signer().await {
-        Ok(signer) => Ok(signer),
-        Err(ApiError::ServiceUnavailable(err)) => Err(ProvisionError::Unavailable(err)),
-        Err(other) => Err(ProvisionError::Internal(fleetgate_api::dynamo::DbError::Failed(Box::new(other)))),
+    state.cursors.signer().await.map_err(cursor_key_error)
+}
+
+/// The cursor secret could not be read: as transient as DynamoDB being away.
+fn cursor_key_error(err: ApiError) -> ProvisionError {
+    match err {
+        ApiError::ServiceUnavailable(err) => ProvisionError::Unavailable(err),
+        other => ProvisionError::Internal(fleetgate_api::dynamo::DbError::Failed(Box::new(other))),
     }
 }
 

@@ -76,19 +76,21 @@ impl CursorKeys {
     /// `limit` and `cursor` of a list request (see [`PageRequest::parse`]), re-reading
     /// the secret once if the cursor does not verify with keys read a while ago.
     pub async fn page_request(&self, params: &[(String, String)], query: &str) -> Result<PageRequest, ApiError> {
-        match PageRequest::parse(params, &self.signer().await?, query) {
-            Err(err) if err.code() == "invalid_cursor" && self.is_secrets_manager() => {
-                PageRequest::parse(params, &self.signer_read_after(RELOAD_ON_MISS_AFTER).await?, query)
-            }
-            other => other,
-        }
+        self.verifying(|signer| PageRequest::parse(params, signer, query)).await
     }
 
     /// The position in `cursor` (see [`CursorSigner::decode`]), with the same re-read.
     pub async fn decode(&self, query: &str, cursor: &str) -> Result<Position, ApiError> {
-        match self.signer().await?.decode(query, cursor) {
+        self.verifying(|signer| signer.decode(query, cursor)).await
+    }
+
+    /// Runs `check` with the held signer and, if it refuses the cursor, once more
+    /// with the secret read again (when the held one is over a minute old): the
+    /// cursor may come from an environment that read a newer secret.
+    async fn verifying<T>(&self, check: impl Fn(&CursorSigner) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        match check(&self.signer().await?) {
             Err(err) if err.code() == "invalid_cursor" && self.is_secrets_manager() => {
-                self.signer_read_after(RELOAD_ON_MISS_AFTER).await?.decode(query, cursor)
+                check(&self.signer_read_after(RELOAD_ON_MISS_AFTER).await?)
             }
             other => other,
         }

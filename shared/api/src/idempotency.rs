@@ -129,7 +129,7 @@ impl IdempotencyStore {
                 return Ok(Begin::Proceed(Some(claim)));
             }
             if existing.request_hash != claim.request_hash {
-                return Err(reused_with_another_body());
+                return Err(ApiError::IdempotencyKeyReused);
             }
             if let Some(stored) = existing.response.filter(|_| existing.state == ClaimState::Completed) {
                 return Ok(Begin::Replay(replay(stored)));
@@ -158,7 +158,7 @@ impl IdempotencyStore {
         match self.read(&claim).await? {
             Some(existing) if existing.state == ClaimState::Completed => {
                 if existing.request_hash != claim.request_hash {
-                    return Err(reused_with_another_body());
+                    return Err(ApiError::IdempotencyKeyReused);
                 }
                 Ok(existing.response.map(replay))
             }
@@ -289,10 +289,6 @@ impl Claim {
             .map_err(|e| internal(Box::new(e)))?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
-}
-
-fn reused_with_another_body() -> ApiError {
-    ApiError::IdempotencyKeyReused
 }
 
 fn attribute<T: Serialize>(value: &T) -> Result<aws_sdk_dynamodb::types::AttributeValue, ApiError> {
