@@ -24,8 +24,12 @@ fn nullable(schema: Value) -> Value {
     schema
 }
 
+/// Text as `fleetgate_api::input::text` accepts it: a character that is not blank,
+/// no control characters (Unicode Cc), at most `max` characters once trimmed.
 fn text(max: usize) -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": max})
+    let other = "[^\\u0000-\\u001f\\u007f-\\u009f]";
+    let visible = "[^\\s\\u0000-\\u001f\\u007f-\\u009f]";
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": format!("^{other}*{visible}{other}*$")})
 }
 
 fn id(prefix: &str) -> Value {
@@ -34,6 +38,15 @@ fn id(prefix: &str) -> Value {
 
 fn timestamp() -> Value {
     json!({"type": "string", "format": "date-time"})
+}
+
+/// A timestamp a client sends. The server takes any RFC 3339 instant whose UTC year
+/// is 1970 to 9999; the pattern states the local years that are in range under any
+/// offset (1971 to 9998), so every string it admits is accepted.
+fn timestamp_input(description: &str) -> Value {
+    json!({"type": "string", "format": "date-time",
+           "pattern": "^(197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-",
+           "description": format!("{description} UTC year 1970 to 9999.").trim_start().to_owned()})
 }
 
 fn object(properties: Value, required: &[&str]) -> Value {
@@ -54,7 +67,8 @@ fn vehicle_fields() -> Map<String, Value> {
         "vin": {"type": "string", "pattern": "^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$",
                 "description": "17 characters, no I, O or Q; stored upper-case; unique per tenant."},
         "name": text(100), "make": text(50), "model": text(50),
-        "year": {"type": "integer", "minimum": 1900, "description": "1900 to next year."},
+        // A schema cannot say "next year"; `x-maximum` names the rule (the contract run pins it to a number).
+        "year": {"type": "integer", "minimum": 1900, "x-maximum": "next-year", "description": "1900 to next year."},
         "license_plate": nullable(text(20)),
         "status": {"type": "string", "enum": statuses, "default": "active"},
         "odometer_km": {"type": "integer", "minimum": 0, "maximum": MAX_ODOMETER_KM, "default": 0},
@@ -77,7 +91,7 @@ fn schemas() -> Value {
         "template_id": text(64),
         "type": {"type": "string", "enum": ["pre_trip", "post_trip", "periodic"]},
         "inspector": text(100),
-        "performed_at": {"type": "string", "format": "date-time", "description": "Not in the future (5 minutes of clock skew allowed)."},
+        "performed_at": timestamp_input("Not in the future (5 minutes of clock skew allowed)."),
         "odometer_km": {"type": "integer", "minimum": 0, "maximum": MAX_ODOMETER_KM},
         "location": nullable(text(200)),
         "results": {"type": "array", "minItems": 1, "maxItems": MAX_RESULTS, "items": schema_ref("ItemResultInput")},
@@ -236,8 +250,8 @@ fn operation(route: &Route) -> Value {
             params.extend([
                 query("vehicle_id", id("veh_"), "Only this vehicle's inspections."),
                 query("outcome", json!({"type": "string", "enum": ["pass", "fail"]}), "Only this outcome."),
-                query("performed_after", timestamp(), "Inclusive."),
-                query("performed_before", timestamp(), "Exclusive."),
+                query("performed_after", timestamp_input(""), "Inclusive."),
+                query("performed_before", timestamp_input(""), "Exclusive."),
             ]);
             shape(params, None, ok("200", "InspectionPage"), vec![])
         }

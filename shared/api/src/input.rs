@@ -133,9 +133,16 @@ pub fn text(value: &Value, max: usize) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// A whole number within `range`.
+/// A whole number within `range`. `120000.0` counts: JSON Schema's `integer` is any
+/// number without a fractional part, and some JSON encoders write whole floats that way.
 pub fn integer(value: &Value, range: std::ops::RangeInclusive<i64>) -> Result<i64, String> {
-    match value.as_i64() {
+    let whole = value.as_i64().or_else(|| {
+        let float = value.as_f64()?;
+        // In range as a float first, so the cast below is exact (ranges here are far below 2^53).
+        let in_range = float.fract() == 0.0 && float >= *range.start() as f64 && float <= *range.end() as f64;
+        in_range.then_some(float as i64)
+    });
+    match whole {
         Some(n) if range.contains(&n) => Ok(n),
         _ => Err(format!("must be a whole number from {} to {}", range.start(), range.end())),
     }
@@ -188,6 +195,15 @@ mod tests {
         let bad = json_body(&request(Some("application/json; charset=utf-8"), "{\"vin\": ")).unwrap_err();
         assert_eq!((bad.status().as_u16(), bad.code()), (400, "invalid_json"));
         assert_eq!(json_body(&request(Some("application/json"), "{\"a\":1}")).unwrap(), json!({"a": 1}));
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats_but_fractions_are_refused() {
+        assert_eq!(integer(&json!(120000.0), 0..=10_000_000), Ok(120000));
+        assert_eq!(integer(&json!(-0.0), 0..=10), Ok(0));
+        for bad in [json!(1.5), json!(10_000_001.0), json!(-1.0), json!(1e300), json!("7"), json!(null)] {
+            assert!(integer(&bad, 0..=10_000_000).is_err(), "{bad}");
+        }
     }
 
     #[test]
