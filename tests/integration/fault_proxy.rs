@@ -5,7 +5,6 @@
 //! Every change of fault cuts the connections already open, as a restart would.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,8 +38,10 @@ pub struct FaultProxy {
     fault: watch::Sender<Fault>,
     /// Answers still to lose under `Fault::LoseAnswers`.
     to_lose: Arc<Mutex<usize>>,
-    /// Client connections currently open.
-    open: Arc<AtomicUsize>,
+    /// Client connections currently open (watched, so a switch waits for them to close).
+    open: Arc<watch::Sender<usize>>,
+    /// Whether the listener is up (it is dropped under `Fault::Down`).
+    listening: Arc<watch::Sender<bool>>,
     /// Requests forwarded without fault, by DynamoDB operation.
     forwarded: Arc<Mutex<BTreeMap<String, usize>>>,
 }
@@ -58,35 +59,42 @@ impl FaultProxy {
             fault,
             to_lose: Arc::new(Mutex::new(0)),
             forwarded: Arc::new(Mutex::new(BTreeMap::new())),
-            open: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(watch::channel(0).0),
+            listening: Arc::new(watch::channel(false).0),
         };
         proxy.serve(listener);
         proxy
     }
 
     /// Switches to `fault`, cutting every open connection, and returns once they
-    /// are closed and the clients have had a moment to notice (as after a restart).
+    /// are closed and the clients' connection tasks have seen them close (as after
+    /// a restart). Event-driven, no sleeps: it waits for the open-connection count
+    /// to reach zero, then yields so the runtime's I/O driver hands the FINs to the
+    /// client side before the next request picks a pooled connection.
     pub async fn set(&self, fault: Fault) {
         let was_down = *self.fault.borrow() == Fault::Down;
         if let Fault::LoseAnswers { count, .. } = fault {
             *self.to_lose.lock().unwrap() = count;
         }
         self.fault.send_replace(fault.clone());
-        for _ in 0..100 {
-            if self.open.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut open = self.open.subscribe();
+        let mut listening = self.listening.subscribe();
+        let down = fault == Fault::Down;
+        let closed = async {
+            open.wait_for(|n| *n == 0).await.expect("watched");
+            listening.wait_for(|up| !(down && *up)).await.expect("watched");
+        };
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the proxy's connections (and under Down its listener) close within 5 s of a fault switch");
+        // tokio's yield_now wakes the task only after the I/O driver has been polled.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
         if was_down && fault != Fault::Down {
-            // Listen again on the same port, as a restarted DynamoDB would.
-            let listener = loop {
-                match TcpListener::bind(&self.address).await {
-                    Ok(listener) => break listener,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            };
+            // Listen again on the same port, as a restarted DynamoDB would. The old
+            // listener is gone (its task returned on the switch to Down), so this binds.
+            let listener = TcpListener::bind(&self.address).await.expect("the proxy's port is free again");
             self.serve(listener);
         }
     }
@@ -112,13 +120,19 @@ impl FaultProxy {
         let to_lose = self.to_lose.clone();
         let forwarded = self.forwarded.clone();
         let open = self.open.clone();
+        let listening = self.listening.clone();
+        listening.send_replace(true);
         tokio::spawn(async move {
+            // Marks the listener gone however this task ends (it owns the listener).
+            let _down = ListenerGuard(listening);
+            // Declared after the guard, so dropped (port released) before it reports.
+            let listener = listener;
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((inbound, _)) = accepted else { return };
                         let fault = faults.borrow().clone();
-                        open.fetch_add(1, Ordering::SeqCst);
+                        open.send_modify(|n| *n += 1);
                         let open = open.clone();
                         let connection = connection(
                             inbound,
@@ -130,7 +144,7 @@ impl FaultProxy {
                         );
                         tokio::spawn(async move {
                             connection.await;
-                            open.fetch_sub(1, Ordering::SeqCst);
+                            open.send_modify(|n| *n -= 1);
                         });
                     }
                     changed = faults.changed() => {
@@ -142,6 +156,14 @@ impl FaultProxy {
                 }
             }
         });
+    }
+}
+
+struct ListenerGuard(Arc<watch::Sender<bool>>);
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
     }
 }
 
