@@ -332,6 +332,22 @@ where
     (ids, sizes)
 }
 
+impl TestStack {
+    /// Every page of a provisioner list (`event` names the action and filters; the
+    /// tenant and cursor are added), through [`walk_pages`]: the `id` of each item of `field`.
+    pub async fn walk_admin_list(&self, event: Value, field: &str, id: &str) -> (Vec<String>, Vec<usize>) {
+        walk_pages(|cursor: Option<String>| {
+            let mut event = event.clone();
+            event["tenant_id"] = Value::from(self.tenant.as_str());
+            if let Some(cursor) = cursor {
+                event["cursor"] = Value::String(cursor);
+            }
+            async move { page_of(&self.provision(event).await.unwrap(), field, id) }
+        })
+        .await
+    }
+}
+
 /// The ids of a `{"data": [...], "next_cursor": ...}` page (or `field` instead of `data`).
 pub fn page_of(body: &Value, field: &str, id: &str) -> (Vec<String>, Option<String>) {
     let ids = body[field].as_array().unwrap_or_else(|| panic!("no {field} in {body}"));

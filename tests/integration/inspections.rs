@@ -13,7 +13,7 @@ use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput};
 use fleetgate_scopes::TenantId;
 
-use crate::helpers::{Req, TestStack, body_json, header};
+use crate::helpers::{Req, TestStack, body_json, header, page_of, walk_pages};
 
 /// The preset `inspection-submission`, as a telematics device holds it.
 const DEVICE: &str = "vehicles:read inspections:write";
@@ -99,25 +99,28 @@ impl Inspections {
         list_inspections::handler(&self.list, req.build(Some(&self.stack.key_context(READ_ONLY)))).await.unwrap()
     }
 
-    /// Ids of every page of a list, following next_cursor with `limit`.
-    async fn all_pages(&self, query: &[(&str, &str)], limit: &str) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut params = query.to_vec();
-            params.push(("limit", limit));
-            if let Some(cursor) = cursor.as_deref() {
-                params.push(("cursor", cursor));
+    /// Every page of `GET /inspections` with `filters` and `limit`, through [`walk_pages`].
+    pub(crate) async fn walk(&self, filters: &[(&str, &str)], limit: usize) -> (Vec<String>, Vec<usize>) {
+        let limit = limit.to_string();
+        walk_pages(|cursor: Option<String>| {
+            let limit = &limit;
+            async move {
+                let mut query: Vec<(&str, &str)> = filters.to_vec();
+                query.push(("limit", limit));
+                if let Some(cursor) = cursor.as_deref() {
+                    query.push(("cursor", cursor));
+                }
+                let response = self.list(&query).await;
+                assert_eq!(response.status(), 200, "{:?}", response.body());
+                page_of(&body_json(&response), "data", "id")
             }
-            let response = self.list(&params).await;
-            assert_eq!(response.status(), 200, "{:?}", response.body());
-            let body = body_json(&response);
-            ids.extend(body["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
-            match body["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => return ids,
-            }
-        }
+        })
+        .await
+    }
+
+    /// The ids of every page, in order.
+    async fn all_pages(&self, filters: &[(&str, &str)], limit: usize) -> Vec<String> {
+        self.walk(filters, limit).await.0
     }
 }
 
@@ -278,7 +281,7 @@ async fn submissions_are_checked_against_the_tenants_vehicle_and_template() {
 }
 
 #[tokio::test]
-async fn history_is_newest_first_filtered_and_paged() {
+async fn history_is_newest_first_and_filtered_on_every_page() {
     let api = Inspections::new().await;
     api.pretrip().await;
     let (truck_a, truck_b) = (api.vehicle(10).await, api.vehicle(11).await);
@@ -300,27 +303,28 @@ async fn history_is_newest_first_filtered_and_paged() {
         expected.iter().rev().filter(|e| keep(e)).map(|e| e.id.clone()).collect()
     };
 
-    assert_eq!(api.all_pages(&[], "4").await, newest_first(&|_| true));
-    assert_eq!(api.all_pages(&[("vehicle_id", &truck_a)], "3").await, newest_first(&|e| e.vehicle == truck_a));
-    assert_eq!(api.all_pages(&[("outcome", "fail")], "2").await, newest_first(&|e| e.outcome == "fail"));
+    assert_eq!(api.all_pages(&[], 4).await, newest_first(&|_| true));
+    assert_eq!(api.all_pages(&[("vehicle_id", &truck_a)], 3).await, newest_first(&|e| e.vehicle == truck_a));
+    assert_eq!(api.all_pages(&[("outcome", "fail")], 2).await, newest_first(&|e| e.outcome == "fail"));
     assert_eq!(
-        api.all_pages(&[("vehicle_id", &truck_a), ("outcome", "fail")], "1").await,
+        api.all_pages(&[("vehicle_id", &truck_a), ("outcome", "fail")], 1).await,
         newest_first(&|e| e.vehicle == truck_a && e.outcome == "fail")
     );
     // performed_after is inclusive, performed_before exclusive.
     assert_eq!(
-        api.all_pages(
-            &[("performed_after", "2026-10-05T07:30:00Z"), ("performed_before", "2026-10-09T07:30:00Z")],
-            "10"
-        )
-        .await,
+        api.all_pages(&[("performed_after", "2026-10-05T07:30:00Z"), ("performed_before", "2026-10-09T07:30:00Z")], 10)
+            .await,
         newest_first(&|e| (5..9).contains(&e.day))
     );
     assert_eq!(
-        api.all_pages(&[("performed_after", "2026-10-12T00:00:00+02:00"), ("outcome", "pass")], "10").await,
+        api.all_pages(&[("performed_after", "2026-10-12T00:00:00+02:00"), ("outcome", "pass")], 10).await,
         newest_first(&|e| e.day >= 12 && e.outcome == "pass")
     );
+}
 
+#[tokio::test]
+async fn bad_list_parameters_are_400_invalid_parameter() {
+    let api = Inspections::new().await;
     for (name, value) in [
         ("vehicle_id", "nope"),
         ("outcome", "maybe"),
@@ -337,12 +341,23 @@ async fn history_is_newest_first_filtered_and_paged() {
     }
     let backwards =
         api.list(&[("performed_after", "2026-10-09T00:00:00Z"), ("performed_before", "2026-10-01T00:00:00Z")]).await;
-    assert_eq!(backwards.status(), 400);
+    assert_eq!((backwards.status().as_u16(), body_json(&backwards)["code"].clone()), (400, json!("invalid_parameter")));
+}
 
+#[tokio::test]
+async fn an_inspections_cursor_is_bound_to_its_filters() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    let vehicle = api.vehicle(12).await;
+    for day in 1..=2 {
+        assert_eq!(api.post(&inspection(&vehicle, &format!("2026-10-0{day}T07:30:00Z"), "pass")).await.status(), 201);
+    }
     let page = body_json(&api.list(&[("outcome", "pass"), ("limit", "1")]).await);
     let cursor = page["next_cursor"].as_str().unwrap();
     let refiltered = api.list(&[("outcome", "fail"), ("cursor", cursor)]).await;
-    assert_eq!(body_json(&refiltered)["code"], "invalid_cursor");
+    assert_eq!((refiltered.status().as_u16(), body_json(&refiltered)["code"].clone()), (400, json!("invalid_cursor")));
+    let same = api.list(&[("outcome", "pass"), ("limit", "1"), ("cursor", cursor)]).await;
+    assert_eq!(same.status(), 200, "the cursor works with its own filters");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! is the last (`next_cursor` null), so no client makes a pointless extra request
 //! for an empty page, and nothing is lost or repeated. One helper for all lists.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Req, TestStack, body_json, page_of, walk_pages};
 use crate::inspections::{Inspections, inspection};
@@ -16,16 +16,7 @@ async fn vehicles_and_inspections_end_exactly_on_a_full_page() {
     for n in 0..10 {
         assert_eq!(vehicles.create(&truck(300 + n)).await.status(), 201);
     }
-    let (ids, sizes) = walk_pages(|cursor| {
-        let vehicles = &vehicles;
-        async move {
-            let mut query = vec![("limit", "5".to_owned())];
-            query.extend(cursor.map(|c| ("cursor", c)));
-            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            page_of(&body_json(&vehicles.list(&query).await), "data", "id")
-        }
-    })
-    .await;
+    let (ids, sizes) = vehicles.walk(&[], 5).await;
     assert_eq!((ids.len(), sizes), (10, vec![5, 5]));
 
     let inspections = Inspections::on(TestStack::new().await);
@@ -35,19 +26,9 @@ async fn vehicles_and_inspections_end_exactly_on_a_full_page() {
         let created = inspections.post(&inspection(&vehicle, &format!("2026-11-01T08:0{n}:00Z"), "pass")).await;
         assert_eq!(created.status(), 201);
     }
-    for filter in [None, Some(("vehicle_id", vehicle.as_str())), Some(("outcome", "pass"))] {
-        let (ids, sizes) = walk_pages(|cursor| {
-            let inspections = &inspections;
-            async move {
-                let mut query: Vec<(&str, String)> = vec![("limit", "3".to_owned())];
-                query.extend(filter.map(|(k, v)| (k, v.to_owned())));
-                query.extend(cursor.map(|c| ("cursor", c)));
-                let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                page_of(&body_json(&inspections.list(&query).await), "data", "id")
-            }
-        })
-        .await;
-        assert_eq!((ids.len(), sizes), (6, vec![3, 3]), "{filter:?}");
+    for filters in [&[][..], &[("vehicle_id", vehicle.as_str())], &[("outcome", "pass")]] {
+        let (ids, sizes) = inspections.walk(filters, 3).await;
+        assert_eq!((ids.len(), sizes), (6, vec![3, 3]), "{filters:?}");
     }
 
     let templates_page = |cursor: Option<String>| {
@@ -72,21 +53,12 @@ async fn admin_lists_end_exactly_on_a_full_page() {
     for _ in 0..4 {
         stack.create_key(&["vehicles:read"]).await;
     }
-    let provision_page = |action: &'static str, field: &'static str, id: &'static str, limit: u32| {
-        let stack = &stack;
-        move |cursor: Option<String>| async move {
-            let mut event = json!({"action": action, "tenant_id": stack.tenant, "limit": limit});
-            if let Some(cursor) = cursor {
-                event["cursor"] = Value::String(cursor);
-            }
-            page_of(&stack.provision(event).await.unwrap(), field, id)
-        }
-    };
-    let (keys, sizes) = walk_pages(provision_page("list_keys", "keys", "key_id", 2)).await;
+    let (keys, sizes) = stack.walk_admin_list(json!({"action": "list_keys", "limit": 2}), "keys", "key_id").await;
     assert_eq!((keys.len(), sizes), (4, vec![2, 2]));
     // Four create_key and two list_keys records so far (each record has its own request
     // id): newest first in pages of 3. Each list_audit appends its own record after its
     // read, at the head, ahead of the walk.
-    let (records, sizes) = walk_pages(provision_page("list_audit", "records", "request_id", 3)).await;
+    let (records, sizes) =
+        stack.walk_admin_list(json!({"action": "list_audit", "limit": 3}), "records", "request_id").await;
     assert_eq!((records.len(), sizes), (6, vec![3, 3]));
 }
