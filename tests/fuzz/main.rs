@@ -579,30 +579,43 @@ fn scope_parser() {
 
 #[test]
 fn if_match_parser() {
+    use fleetgate_fleet::vehicles::IfMatch;
     let version = any::<u64>().prop_map(|n| n % 1000);
-    let inputs = prop_oneof![
-        version.clone().prop_map(|n| (format!("\"{n}\""), Some(Some(n)))),
-        version.clone().prop_map(|n| (format!("W/\"{n}\""), Some(Some(n)))),
-        Just(("*".to_owned(), Some(None))),
-        // Near misses: unquoted, half-quoted, signed, not a number, stray blanks.
-        version.clone().prop_map(|n| (n.to_string(), None)),
-        version.clone().prop_map(|n| (format!("\"{n}"), None)),
-        version.prop_map(|n| (format!("\"-{n}\""), None)),
-        "\\PC{0,20}".prop_map(|s| (s, None)),
+    // One list element: its text, and the version it names under strong comparison.
+    let tag = prop_oneof![
+        version.clone().prop_map(|n| (format!("\"{n}\""), Some(n))),
+        version.clone().prop_map(|n| (format!("W/\"{n}\""), None)),
+        "[a-z!#-]{0,6}".prop_map(|t| (format!("\"{t}\""), None)),
     ];
-    let branches = ["version named", "any version", "refused"];
+    let separator = prop_oneof![Just(","), Just(", "), Just(" ,"), Just(",,"), Just("\t,")];
+    let list = prop::collection::vec((tag, separator), 1..4).prop_map(|tags| {
+        let text = tags.iter().map(|((t, _), sep)| format!("{t}{sep}")).collect::<String>();
+        let text = text.trim_end_matches([',', ' ', '\t']).to_owned();
+        (text, Some(IfMatch::Versions(tags.iter().filter_map(|((_, v), _)| *v).collect())))
+    });
+    let inputs = prop_oneof![
+        4 => list,
+        1 => Just(("*".to_owned(), Some(IfMatch::Any))),
+        // Near misses: unquoted, half-quoted, a blank inside a tag, a star in a list.
+        1 => version.clone().prop_map(|n| (n.to_string(), None)),
+        1 => version.clone().prop_map(|n| (format!("\"{n}"), None)),
+        1 => version.clone().prop_map(|n| (format!("\"{n} \""), None)),
+        1 => version.prop_map(|n| (format!("*, \"{n}\""), None)),
+        1 => "\\PC{0,20}".prop_map(|s| (s, None)),
+    ];
+    let branches = ["versions named", "any version", "refused"];
     fuzz("If-Match parser", &branches, inputs, |(header, expected)| match (parse_if_match(&header), expected) {
         (Ok(parsed), Some(expected)) => {
-            prop_assert_eq!(parsed, expected);
-            Ok(if parsed.is_some() { "version named" } else { "any version" })
+            prop_assert_eq!(&parsed, &expected, "{:?}", header);
+            Ok(if parsed == IfMatch::Any { "any version" } else { "versions named" })
         }
         (Ok(parsed), None) => {
-            // Random text that happens to be a valid tag must still mean what it says.
-            prop_assert!(header.trim() == "*" || header.contains('"'), "{header:?} parsed as {parsed:?}");
-            Ok(if parsed.is_some() { "version named" } else { "any version" })
+            // Random text that happens to be valid must hold a quoted tag (or be *).
+            prop_assert!(header.trim() == "*" || header.matches('"').count() >= 2, "{header:?} parsed as {parsed:?}");
+            Ok(if parsed == IfMatch::Any { "any version" } else { "versions named" })
         }
         (Err(err), expected) => {
-            client_error(&err)?;
+            prop_assert_eq!((err.status().as_u16(), err.code()), (400, "invalid_if_match"));
             prop_assert!(expected.is_none(), "a valid If-Match was refused: {header:?}");
             Ok("refused")
         }

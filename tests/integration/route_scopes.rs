@@ -41,6 +41,10 @@ async fn call(route: &Route, scopes: &str, vehicles: &Vehicles, inspections: &In
             let req = Req::with_id("PUT", "/vehicles", "veh_00000000000000000000000000").json(&truck(41));
             update_vehicle::handler(&vehicles.update, req.build(Some(&context(&vehicles.stack)))).await
         }
+        "patch-vehicle" => {
+            let req = Req::with_id("PATCH", "/vehicles", "veh_00000000000000000000000000").json(&json!({"name": "x"}));
+            patch_vehicle::handler(&vehicles.patch, req.build(Some(&context(&vehicles.stack)))).await
+        }
         "list-inspection-templates" => {
             let req = Req::new("GET", "/inspection-templates").build(Some(&context(&inspections.stack)));
             list_inspection_templates::handler(&inspections.templates, req).await

@@ -106,6 +106,7 @@ fn expected() -> BTreeMap<&'static str, Grants> {
         ("get-vehicle", grants(&[(&["GetItem"], &[FLEET])])),
         ("create-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
         ("update-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),
+        ("patch-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),
         ("list-inspection-templates", with_cursors(grants(&[(&["Query"], &[FLEET])]))),
         (
             "list-inspections",

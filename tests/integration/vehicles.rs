@@ -20,6 +20,7 @@ pub(crate) struct Vehicles {
     pub(crate) get: get_vehicle::State,
     pub(crate) create: create_vehicle::State,
     pub(crate) update: update_vehicle::State,
+    pub(crate) patch: patch_vehicle::State,
 }
 
 impl Vehicles {
@@ -40,6 +41,7 @@ impl Vehicles {
             get: get_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
             create: create_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store(), idempotency },
             update: update_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
+            patch: patch_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
             stack,
         }
     }
@@ -63,6 +65,17 @@ impl Vehicles {
             req = req.header("If-Match", tag);
         }
         update_vehicle::handler(&self.update, req.build(Some(&self.stack.key_context(FULL)))).await.unwrap()
+    }
+
+    /// `PATCH /vehicles/{id}` with a merge patch (`application/merge-patch+json`).
+    pub(crate) async fn patch(&self, id: &str, patch: &Value, if_match: Option<&str>) -> Response<Body> {
+        let mut req = Req::with_id("PATCH", "/vehicles", id)
+            .header("content-type", "application/merge-patch+json")
+            .raw_body(&patch.to_string());
+        if let Some(tag) = if_match {
+            req = req.header("If-Match", tag);
+        }
+        patch_vehicle::handler(&self.patch, req.build(Some(&self.stack.key_context(FULL)))).await.unwrap()
     }
 
     pub(crate) async fn list(&self, query: &[(&str, &str)]) -> Response<Body> {
@@ -310,6 +323,126 @@ async fn put_replaces_fields_and_honours_if_match() {
     assert_eq!(refused.status(), 422);
     assert_eq!(body_json(&refused)["errors"][0]["field"], "version");
     assert_eq!(body_json(&api.get(&id).await)["version"], 3, "refused writes change nothing");
+}
+
+#[tokio::test]
+async fn a_put_leaving_out_optional_fields_is_a_422_naming_them_and_resets_nothing() {
+    let api = Vehicles::new().await;
+    let mut first = truck(20);
+    first["odometer_km"] = json!(50);
+    let id = body_json(&api.create(&first).await)["id"].as_str().unwrap().to_owned();
+    // The report: a PUT with only vin/name/make/model/year turned odometer 50 into 0.
+    let partial = json!({"vin": first["vin"], "name": "Truck 20", "make": "Volvo", "model": "FH16", "year": 2022});
+    let refused = api.put(&id, &partial, None).await;
+    assert_eq!((refused.status().as_u16(), problem_code(&refused)), (422, "validation_failed".into()));
+    let fields: Vec<String> =
+        body_json(&refused)["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().into()).collect();
+    assert_eq!(fields, ["license_plate", "status", "odometer_km"]);
+    let stored = body_json(&api.get(&id).await);
+    assert_eq!((stored["odometer_km"].clone(), stored["license_plate"].clone()), (json!(50), json!("AB-123")));
+    assert_eq!(api.audit_outcomes().await, ["ok", "validation_failed"]);
+}
+
+#[tokio::test]
+async fn a_get_body_sent_back_with_one_change_is_accepted() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(21)).await)["id"].as_str().unwrap().to_owned();
+    let mut read = body_json(&api.get(&id).await);
+    read["odometer_km"] = json!(121000);
+    let updated = api.put(&id, &read, Some("\"1\"")).await;
+    assert_eq!(updated.status(), 200, "{:?}", updated.body());
+    assert_eq!(body_json(&updated)["odometer_km"], 121000);
+    // Sent back stale (version 1 while 2 is stored) the server field is a change: refused, named.
+    let refused = api.put(&id, &read, None).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(body_json(&refused)["errors"][0]["field"], "version");
+}
+
+#[tokio::test]
+async fn if_match_follows_rfc_9110_lists_star_weak_and_malformed() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(22)).await)["id"].as_str().unwrap().to_owned();
+    let body = truck(22);
+    // Unquoted: not a tag at all, so 400 (it was a 412 "changed since you read it").
+    let unquoted = api.put(&id, &body, Some("1")).await;
+    assert_eq!((unquoted.status().as_u16(), problem_code(&unquoted)), (400, "invalid_if_match".into()));
+    assert!(body_json(&unquoted)["detail"].as_str().unwrap().contains("\"1\""), "the hint quotes it");
+    // A weak tag never matches under strong comparison.
+    let weak = api.put(&id, &body, Some("W/\"1\"")).await;
+    assert_eq!((weak.status().as_u16(), problem_code(&weak)), (412, "precondition_failed".into()));
+    // A list matches if any tag does.
+    let listed = api.put(&id, &body, Some("\"7\", \"1\"")).await;
+    assert_eq!(listed.status(), 200, "{:?}", listed.body());
+    // `*` matches an existing vehicle, not a missing one.
+    assert_eq!(api.put(&id, &body, Some("*")).await.status(), 200);
+    let missing = api.put("veh_00000000000000000000000000", &body, Some("*")).await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(body_json(&api.get(&id).await)["version"], 3, "only the matching writes counted");
+}
+
+#[tokio::test]
+async fn a_merge_patch_changes_only_the_fields_it_names() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(23)).await)["id"].as_str().unwrap().to_owned();
+    let patched = api.patch(&id, &json!({"odometer_km": 125000, "license_plate": null}), Some("\"1\"")).await;
+    assert_eq!(patched.status(), 200, "{:?}", patched.body());
+    assert_eq!(header(&patched, "etag"), Some("\"2\""));
+    let stored = body_json(&api.get(&id).await);
+    assert_eq!(
+        (
+            stored["odometer_km"].clone(),
+            stored["license_plate"].clone(),
+            stored["name"].clone(),
+            stored["status"].clone()
+        ),
+        (json!(125000), Value::Null, json!("Truck 23"), json!("active"))
+    );
+    let stale = api.patch(&id, &json!({"name": "Old"}), Some("\"1\"")).await;
+    assert_eq!(stale.status(), 412);
+    let refused =
+        api.patch(&id, &json!({"name": null, "colour": "red", "id": "veh_00000000000000000000000000"}), None).await;
+    assert_eq!(refused.status(), 422);
+    let fields: Vec<String> =
+        body_json(&refused)["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().into()).collect();
+    assert_eq!(fields, ["name", "id", "colour"]);
+    assert_eq!(body_json(&api.get(&id).await)["version"], 2, "refused patches change nothing");
+}
+
+#[tokio::test]
+async fn a_patch_in_another_format_is_415_and_a_patch_of_a_vin_keeps_it_unique() {
+    let api = Vehicles::new().await;
+    let first = body_json(&api.create(&truck(24)).await)["id"].as_str().unwrap().to_owned();
+    let second = body_json(&api.create(&truck(25)).await)["id"].as_str().unwrap().to_owned();
+    let json_patch = Req::with_id("PATCH", "/vehicles", &first)
+        .header("content-type", "application/json-patch+json")
+        .raw_body(r#"[{"op": "replace", "path": "/name", "value": "x"}]"#);
+    let refused =
+        patch_vehicle::handler(&api.patch, json_patch.build(Some(&api.stack.key_context(FULL)))).await.unwrap();
+    assert_eq!((refused.status().as_u16(), problem_code(&refused)), (415, "unsupported_media_type".into()));
+    assert!(body_json(&refused)["detail"].as_str().unwrap().contains("merge-patch"));
+    let taken = api.patch(&second, &json!({"vin": truck(24)["vin"]}), None).await;
+    assert_eq!((taken.status().as_u16(), problem_code(&taken)), (409, "vin_taken".into()));
+    assert_eq!(body_json(&taken)["existing_vehicle_id"], json!(first));
+}
+
+#[tokio::test]
+async fn concurrent_patches_of_different_fields_both_stand() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(26)).await)["id"].as_str().unwrap().to_owned();
+    let patches: Vec<Value> = (0..4)
+        .map(|n| match n % 2 {
+            0 => json!({"odometer_km": 130000 + n}),
+            _ => json!({"name": format!("Renamed {n}")}),
+        })
+        .collect();
+    let answers = join_all(patches.iter().map(|patch| api.patch(&id, patch, None))).await;
+    assert!(answers.iter().all(|a| a.status() == 200), "{:?}", answers.iter().map(|a| a.status()).collect::<Vec<_>>());
+    let stored = body_json(&api.get(&id).await);
+    // Each patch was applied to the version it finally wrote over: all four counted,
+    // and the last odometer and the last name both stand (no field reset by another patch).
+    assert_eq!(stored["version"], 5);
+    assert!(stored["odometer_km"].as_i64().unwrap() >= 130000, "{stored}");
+    assert!(stored["name"].as_str().unwrap().starts_with("Renamed"), "{stored}");
 }
 
 #[tokio::test]

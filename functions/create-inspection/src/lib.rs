@@ -10,7 +10,7 @@ use fleetgate_api::http::{Call, Gate, json_response, serve};
 use fleetgate_api::idempotency::{Begin, IdempotencyStore};
 use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp};
-use fleetgate_fleet::inspections::{InspectionInput, InspectionStore};
+use fleetgate_fleet::inspections::{InspectionStore, Submission};
 use fleetgate_scopes::routes;
 
 /// What the function keeps across invocations.
@@ -39,7 +39,7 @@ pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Erro
 async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
     let now = Timestamp::now();
     let body = json_body(&req)?;
-    let input = InspectionInput::parse(body.clone(), now)?;
+    let submission = Submission::read(body.clone(), now)?;
     // A retry of a completed submission replays its first answer before the vehicle
     // and template are checked again: an admin may have changed the template since,
     // and a 422 now would make the device resubmit under a new key (a duplicate).
@@ -47,24 +47,23 @@ async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Re
         return Ok(replay);
     }
     let tenant = &call.auth.tenant_id;
-    // One round trip, scoped to the caller's tenant: another tenant's ids are unknown here.
-    let (vehicle, template) =
-        state.inspections.vehicle_and_template(tenant, &input.vehicle_id, &input.template_id).await?;
-    let mut unknown = Vec::new();
-    if vehicle.is_none() {
-        unknown.push(FieldError { field: "vehicle_id".into(), message: "no vehicle with this id exists".into() });
-    }
-    let Some(template) = template else {
-        unknown.push(FieldError {
-            field: "template_id".into(),
-            message: "no inspection template with this id exists".into(),
-        });
-        return Err(ApiError::ValidationFailed(unknown));
+    // One round trip, scoped to the caller's tenant: another tenant's ids are unknown
+    // here. Looked up even when the body has other problems, so one 422 lists them all.
+    let vehicle_id = submission.vehicle_id.as_deref().unwrap_or_default();
+    let template_id = submission.template_id.as_deref().unwrap_or_default();
+    let (vehicle, template) = if vehicle_id.is_empty() && template_id.is_empty() {
+        (None, None)
+    } else {
+        state.inspections.vehicle_and_template(tenant, vehicle_id, template_id).await?
     };
-    if !unknown.is_empty() {
-        return Err(ApiError::ValidationFailed(unknown));
+    let mut unknown = Vec::new();
+    if vehicle.is_none() && !vehicle_id.is_empty() {
+        unknown.push(FieldError::new("vehicle_id", "no vehicle with this id exists"));
     }
-    let inspection = input.against(&template, &call.auth.key_id, now)?;
+    if template.is_none() && !template_id.is_empty() {
+        unknown.push(FieldError::new("template_id", "no inspection template with this id exists"));
+    }
+    let inspection = submission.check(template.as_ref(), unknown, &call.auth.key_id, now)?;
 
     // Claimed only now: a request that fails validation stores nothing.
     let claim = match state.idempotency.begin(&call, &req, &body).await? {

@@ -7,9 +7,9 @@ use lambda_http::{Body, Error, Request, Response};
 
 use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::http::{Call, Gate, json_response, serve};
-use fleetgate_api::input::{invalid_parameter, query_params};
+use fleetgate_api::input::{invalid_parameter, query_params, query_timestamp};
 use fleetgate_api::list::{Page, query_identity};
-use fleetgate_api::{ApiError, Timestamp, ids};
+use fleetgate_api::{ApiError, ids};
 use fleetgate_fleet::inspections::{InspectionFilter, InspectionStore, Outcome};
 use fleetgate_fleet::vehicles;
 use fleetgate_scopes::routes;
@@ -64,30 +64,28 @@ async fn list_inspections(state: &State, call: Call, req: Request) -> Result<Res
 
 fn parse_filter(params: &[(String, String)]) -> Result<InspectionFilter, ApiError> {
     let mut filter = InspectionFilter::default();
-    let time = |name: &str, value: &str| {
-        Timestamp::parse(value).ok_or_else(|| {
-            invalid_parameter(format!(
-                "{name} must be an RFC 3339 timestamp from 1970 to 9999 (UTC), e.g. 2026-11-01T08:00:00Z."
-            ))
-        })
-    };
     for (name, value) in params {
         match name.as_str() {
             "vehicle_id" if ids::is_sortable_id(vehicles::ID_PREFIX, value) => filter.vehicle_id = Some(value.clone()),
-            "vehicle_id" => return Err(invalid_parameter("vehicle_id must be a vehicle id (veh_…).".into())),
-            "outcome" => {
-                filter.outcome =
-                    Some(Outcome::parse(value).map_err(|rule| invalid_parameter(format!("outcome {rule}.")))?)
+            "vehicle_id" => {
+                return Err(invalid_parameter(name, value, "vehicle_id must be a vehicle id (veh_…).".into()));
             }
-            "performed_after" => filter.performed_after = Some(time(name, value)?),
-            "performed_before" => filter.performed_before = Some(time(name, value)?),
+            "outcome" => {
+                filter.outcome = Some(
+                    Outcome::parse(value).map_err(|rule| invalid_parameter(name, value, format!("outcome {rule}.")))?,
+                )
+            }
+            "performed_after" => filter.performed_after = Some(query_timestamp(name, value)?),
+            "performed_before" => filter.performed_before = Some(query_timestamp(name, value)?),
             _ => {}
         }
     }
     if let (Some(after), Some(before)) = (filter.performed_after, filter.performed_before)
         && after >= before
     {
-        return Err(invalid_parameter("performed_after must be earlier than performed_before.".into()));
+        let value = params.iter().find(|(name, _)| name == "performed_after").map_or("", |(_, v)| v.as_str());
+        let detail = "performed_after must be earlier than performed_before.".to_owned();
+        return Err(invalid_parameter("performed_after", value, detail));
     }
     Ok(filter)
 }

@@ -38,9 +38,11 @@ async fn list_vehicles(state: &State, call: Call, req: Request) -> Result<Respon
     let params = query_params(&req, &["limit", "cursor", "status"])?;
     let status = match params.iter().find(|(name, _)| name == "status") {
         None => None,
-        Some((_, value)) => {
-            Some(value.parse::<VehicleStatus>().map_err(|rule| invalid_parameter(format!("status {rule}.")))?)
-        }
+        Some((_, value)) => Some(
+            value
+                .parse::<VehicleStatus>()
+                .map_err(|rule| invalid_parameter("status", value, format!("status {rule}.")))?,
+        ),
     };
     let tenant = &call.auth.tenant_id;
     let query =

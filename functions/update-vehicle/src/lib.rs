@@ -1,5 +1,6 @@
-//! `PUT /vehicles/{id}`: replaces a vehicle's writable fields. Honours `If-Match`
-//! (412 when stale); without it the last write wins.
+//! `PUT /vehicles/{id}`: replaces a vehicle's writable fields, all of them (a
+//! missing one is a 422, so nothing is reset by omission; a GET body can be sent
+//! back as is). Honours `If-Match` (412 when stale); without it the last write wins.
 
 use http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -7,7 +8,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use fleetgate_api::http::{Call, Gate, serve};
 use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp, ids};
-use fleetgate_fleet::vehicles::{ID_PREFIX, VehicleInput, VehicleStore, parse_if_match, vehicle_response};
+use fleetgate_fleet::vehicles::{ID_PREFIX, Vehicle, VehicleInput, VehicleStore, request_if_match, vehicle_response};
 use fleetgate_scopes::routes;
 
 /// What the function keeps across invocations.
@@ -33,13 +34,12 @@ async fn update_vehicle(state: &State, call: Call, req: Request) -> Result<Respo
     if !ids::is_sortable_id(ID_PREFIX, &id) {
         return Err(ApiError::NotFound { resource: "vehicle" });
     }
-    let input = VehicleInput::parse(json_body(&req)?, Timestamp::now())?;
-    let if_match = match req.headers().get(http::header::IF_MATCH) {
-        None => None,
-        Some(value) => parse_if_match(value.to_str().unwrap_or_default())?,
-    };
+    let body = json_body(&req)?;
+    let if_match = request_if_match(req.headers())?;
     let audit = state.gate.audit_success(&call, &id)?;
-    let vehicle = state.vehicles.replace(&call.auth.tenant_id, &id, input, if_match, audit).await?;
+    let now = Timestamp::now();
+    let replace = |stored: &Vehicle| VehicleInput::parse_replacement(body.clone(), now, stored);
+    let vehicle = state.vehicles.update(&call.auth.tenant_id, &id, if_match.as_ref(), replace, audit).await?;
     tracing::info!(vehicle_id = %vehicle.id, version = vehicle.version, "vehicle replaced");
     vehicle_response(StatusCode::OK, &vehicle)
 }

@@ -85,6 +85,13 @@ fn schemas() -> Value {
     vehicle.insert("created_at".into(), timestamp());
     vehicle.insert("updated_at".into(), timestamp());
     let vehicle_keys: Vec<&str> = vehicle.keys().map(String::as_str).collect();
+    let writable = vehicle_fields();
+    let writable_keys: Vec<&str> = writable.keys().map(String::as_str).collect();
+    let mut replacement = vehicle.clone();
+    for (_, schema) in replacement.iter_mut().filter(|(name, _)| !writable.contains_key(name.as_str())) {
+        schema["description"] = json!("Set by the server: may be sent back unchanged.");
+    }
+    let patch: Map<String, Value> = writable.clone();
     let item_status = json!({"type": "string", "enum": ["pass", "fail", "na"]});
     let inspection_input_fields = json!({
         "vehicle_id": id("veh_"),
@@ -117,14 +124,31 @@ fn schemas() -> Value {
                 "detail": {"type": "string"}, "code": {"type": "string", "pattern": "^[a-z_]+$"},
                 "request_id": {"type": "string"},
                 "required_scopes": scope_list, "granted_scopes": scope_list, "effective_scopes": scope_list,
-                "errors": {"type": "array", "items": object(json!({"field": {"type": "string"}, "message": {"type": "string"}}), &["field", "message"])},
+                "errors": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": false, "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"},
+                                   "item_id": {"type": "string", "description": "The inspection item an entry is about."}}}},
                 "existing_vehicle_id": {"type": "string", "description": "`vin_taken`: the vehicle that has the VIN."},
+                "param": {"type": "string", "description": "A refused query parameter."},
+                "value": {"type": "string", "description": "The value received for `param` (at most 200 characters)."},
             },
             "required": ["type", "title", "detail", "code", "request_id"],
         },
         "VehicleInput": {
             "type": "object", "properties": vehicle_fields(), "required": ["vin", "name", "make", "model", "year"],
             "additionalProperties": false,
+        },
+        "VehicleReplacement": {
+            "type": "object",
+            "description": "Every writable field (`license_plate` may be null). The server fields of a read \
+                            vehicle may be sent back unchanged; a changed one is a 422.",
+            "properties": replacement, "required": writable_keys, "additionalProperties": false,
+        },
+        "VehiclePatch": {
+            "type": "object",
+            "description": "JSON Merge Patch (RFC 7396): the fields to change; `null` removes a member, so \
+                            `\"license_plate\": null` clears the plate and a null required field is a 422.",
+            "properties": patch, "additionalProperties": false,
         },
         "Vehicle": {"type": "object", "properties": vehicle, "required": vehicle_keys, "additionalProperties": false},
         "VehiclePage": page_of("Vehicle"),
@@ -237,12 +261,20 @@ fn operation(route: &Route) -> Value {
         r if r == routes::GET_VEHICLE => {
             shape(vec![id_param("veh_")], None, ok("200", "Vehicle"), vec![("404", "No such vehicle in your fleet.")])
         }
-        r if r == routes::UPDATE_VEHICLE => {
+        r if r == routes::UPDATE_VEHICLE || r == routes::PATCH_VEHICLE => {
             let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
-                                  "description": "The vehicle's ETag; the update applies only to that version."});
+                                  "description": "RFC 9110: `*` or a list of the vehicle's ETags (`\"3\"`); the change \
+                                                  applies only if one matches (strong comparison: weak tags never do). \
+                                                  Malformed: 400 `invalid_if_match`."});
             let mut errors = write_errors.to_vec();
             errors.extend([("404", "No such vehicle in your fleet."), ("412", "If-Match names another version.")]);
-            shape(vec![id_param("veh_"), if_match], Some(json_body("VehicleInput")), ok("200", "Vehicle"), errors)
+            let body = if r == routes::PATCH_VEHICLE {
+                let schema = json!({"schema": schema_ref("VehiclePatch")});
+                json!({"required": true, "content": {"application/merge-patch+json": schema, "application/json": schema}})
+            } else {
+                json_body("VehicleReplacement")
+            };
+            shape(vec![id_param("veh_"), if_match], Some(body), ok("200", "Vehicle"), errors)
         }
         r if r == routes::LIST_INSPECTION_TEMPLATES => shape(page_params, None, ok("200", "TemplatePage"), vec![]),
         r if r == routes::LIST_INSPECTIONS => {
@@ -270,13 +302,17 @@ fn operation(route: &Route) -> Value {
     responses.insert(success.0, success.1);
     // Every route: the API key, its scope, malformed input, and DynamoDB trouble.
     let shared = [
-        ("400", "Malformed JSON, query parameter, header or cursor."),
+        ("400", "Malformed JSON, query parameter (`param` and `value` name it), header or cursor."),
         ("401", "Missing or invalid API key."),
         ("403", "The key lacks the required scope (`X-Accepted-Scopes` names it)."),
         ("503", "DynamoDB is throttled or unreachable; retry after `Retry-After` seconds."),
     ];
     for (status, description) in shared.into_iter().chain(errors) {
         responses.insert(status.to_owned(), problem(description));
+    }
+    for response in responses.values_mut() {
+        response["headers"] = json!({"X-Request-Id": {"description": "The request's id, on every answer.",
+                                                       "schema": {"type": "string"}}});
     }
     let scope = route.required_scope.map(|s| s.as_str());
     let mut op = json!({

@@ -37,15 +37,37 @@ pub struct Problem<'a> {
     /// `vin_taken`: the vehicle that has the VIN.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_vehicle_id: Option<&'a str>,
+    /// A refused query parameter: its name and the value received (bounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<&'a str>,
     pub request_id: String,
 }
 
-/// One field that failed validation.
+/// One field that failed validation. `item_id` names the inspection item an
+/// entry is about (missing, duplicate or unknown answers), for programs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
 }
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { field: field.into(), message: message.into(), item_id: None }
+    }
+
+    /// An entry about one inspection item.
+    pub fn about_item(field: impl Into<String>, message: impl Into<String>, item_id: &str) -> FieldError {
+        FieldError { item_id: Some(item_id.chars().take(64).collect()), ..FieldError::new(field, message) }
+    }
+}
+
+/// The most of a refused query value echoed back.
+pub const MAX_ECHOED_VALUE_CHARS: usize = 200;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -63,9 +85,13 @@ pub enum ApiError {
     /// A valid key without the route's scope.
     #[error("{0}")]
     InsufficientScope(#[from] InsufficientScope),
-    /// Query parameter, cursor or JSON syntax the server cannot read.
+    /// A header or JSON syntax the server cannot read.
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
+    /// A query parameter the route does not take or a value it cannot read
+    /// (`invalid_parameter`, `invalid_cursor`): the answer names both.
+    #[error("{detail}")]
+    BadQuery { code: &'static str, param: String, value: String, detail: String },
     /// Unknown id, including another tenant's.
     #[error("No {resource} with that id exists.")]
     NotFound { resource: &'static str },
@@ -84,8 +110,8 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("The request body is larger than {limit} bytes.")]
     PayloadTooLarge { limit: usize },
-    #[error("Send the request body as application/json.")]
-    UnsupportedMediaType,
+    #[error("Send the request body as {accepted}.")]
+    UnsupportedMediaType { accepted: &'static str },
     /// The body parses but breaks the rules; lists every failing field.
     #[error("The request body failed validation.")]
     ValidationFailed(Vec<FieldError>),
@@ -102,7 +128,7 @@ impl ApiError {
         match self {
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::BadQuery { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::VinTaken { .. } | ApiError::IdempotencyKeyReused | ApiError::IdempotencyKeyInProgress => {
@@ -110,7 +136,7 @@ impl ApiError {
             }
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ValidationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,7 +149,7 @@ impl ApiError {
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::InsufficientScope(_) => "insufficient_scope",
-            ApiError::BadRequest { code, .. } => code,
+            ApiError::BadRequest { code, .. } | ApiError::BadQuery { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::VinTaken { .. } => "vin_taken",
@@ -131,7 +157,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::ValidationFailed(_) => "validation_failed",
             ApiError::ServiceUnavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -143,7 +169,7 @@ impl ApiError {
             ApiError::MissingApiKey => "Missing API key",
             ApiError::InvalidApiKey => "Invalid API key",
             ApiError::InsufficientScope(_) => "Insufficient scope",
-            ApiError::BadRequest { .. } => "Bad request",
+            ApiError::BadRequest { .. } | ApiError::BadQuery { .. } => "Bad request",
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::VinTaken { .. } => "VIN taken",
@@ -151,7 +177,7 @@ impl ApiError {
             ApiError::IdempotencyKeyInProgress => "Idempotency key in progress",
             ApiError::PreconditionFailed => "Precondition failed",
             ApiError::PayloadTooLarge { .. } => "Payload too large",
-            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
             ApiError::ValidationFailed(_) => "Validation failed",
             ApiError::ServiceUnavailable(_) => "Service unavailable",
             ApiError::Internal(_) => "Internal error",
@@ -181,6 +207,14 @@ impl ApiError {
             },
             existing_vehicle_id: match self {
                 ApiError::VinTaken { existing_vehicle_id, .. } => existing_vehicle_id.as_deref(),
+                _ => None,
+            },
+            param: match self {
+                ApiError::BadQuery { param, .. } => Some(param),
+                _ => None,
+            },
+            value: match self {
+                ApiError::BadQuery { value, .. } => Some(value),
                 _ => None,
             },
             request_id: request_id.to_owned(),
@@ -299,10 +333,7 @@ mod tests {
 
     #[test]
     fn validation_lists_fields() {
-        let err = ApiError::ValidationFailed(vec![FieldError {
-            field: "vin".into(),
-            message: "must be 17 characters".into(),
-        }]);
+        let err = ApiError::ValidationFailed(vec![FieldError::new("vin", "must be 17 characters")]);
         let body = serde_json::to_value(err.to_problem("r")).unwrap();
         assert_eq!(body["status"], 422);
         assert_eq!(body["errors"][0]["field"], "vin");
@@ -313,7 +344,13 @@ mod tests {
         let all = [
             ApiError::MissingApiKey,
             ApiError::InvalidApiKey,
-            ApiError::BadRequest { code: "invalid_cursor", detail: "x".into() },
+            ApiError::BadRequest { code: "invalid_if_match", detail: "x".into() },
+            ApiError::BadQuery {
+                code: "invalid_cursor",
+                param: "cursor".into(),
+                value: "x".into(),
+                detail: "x".into(),
+            },
             ApiError::NotFound { resource: "vehicle" },
             ApiError::MethodNotAllowed { method: "POST".into(), allow: "GET" },
             ApiError::VinTaken { vin: "x".into(), existing_vehicle_id: None },
@@ -321,7 +358,7 @@ mod tests {
             ApiError::IdempotencyKeyInProgress,
             ApiError::PreconditionFailed,
             ApiError::PayloadTooLarge { limit: 65536 },
-            ApiError::UnsupportedMediaType,
+            ApiError::UnsupportedMediaType { accepted: "application/json" },
             ApiError::ValidationFailed(vec![]),
         ];
         for err in all {

@@ -99,6 +99,9 @@ pub fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The header that carries the request id on every answer.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// A JSON response with `status`.
 pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Result<Response<Body>, ApiError> {
     let text = serde_json::to_string(body).map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -177,6 +180,11 @@ fn finish(
             err.to_response(request_id)
         }
     };
+    // Every answer, success or error, names its request (the gateway's id), so a
+    // client can quote it without parsing a body.
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
     if let Some(auth) = auth {
         let scopes = auth.effective.to_space_separated();
         if let Ok(value) = HeaderValue::from_str(&scopes) {

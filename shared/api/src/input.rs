@@ -11,10 +11,15 @@ use crate::error::{ApiError, FieldError};
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The request's media type, lower-case, without parameters (`""` when absent).
+pub fn media_type(req: &Request) -> String {
+    let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
 /// The request body as JSON. Checks media type and size before parsing.
 pub fn json_body(req: &Request) -> Result<Value, ApiError> {
-    let content_type = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media_type = media_type(req);
     let bytes: &[u8] = match req.body() {
         Body::Empty => &[],
         Body::Text(text) => text.as_bytes(),
@@ -25,7 +30,7 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
         return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
     if media_type != "application/json" && !media_type.ends_with("+json") {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(ApiError::UnsupportedMediaType { accepted: "application/json" });
     }
     if bytes.is_empty() {
         return Err(ApiError::BadRequest {
@@ -52,10 +57,7 @@ impl Fields {
     pub fn new(value: Value) -> Result<Fields, ApiError> {
         match value {
             Value::Object(map) => Ok(Fields { map, errors: Vec::new() }),
-            _ => Err(ApiError::ValidationFailed(vec![FieldError {
-                field: String::new(),
-                message: "the body must be a JSON object".into(),
-            }])),
+            _ => Err(ApiError::ValidationFailed(vec![FieldError::new("", "the body must be a JSON object")])),
         }
     }
 
@@ -70,11 +72,34 @@ impl Fields {
         }
     }
 
+    /// A field that must be present but may be null (`parse` sees the null): a PUT
+    /// names every writable field, nullable ones included.
+    pub fn present<T>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<T> {
+        match self.map.remove(name) {
+            None => {
+                self.error(name, "is required (send null to leave it empty)");
+                None
+            }
+            Some(value) => self.check(name, parse(&value)),
+        }
+    }
+
     /// A field that may be absent or null (`Some(None)`); `None` when it is present but invalid.
     pub fn optional<T>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, String>) -> Option<Option<T>> {
         match self.map.remove(name) {
             None | Some(Value::Null) => Some(None),
             Some(value) => self.check(name, parse(&value)).map(Some),
+        }
+    }
+
+    /// A server-owned field that a client may send back as it read it (a GET body
+    /// sent to PUT): equal to `stored`, it is dropped; changed, it is an error
+    /// naming the stored value. Absent, nothing happens.
+    pub fn unchanged(&mut self, name: &str, stored: &Value) {
+        if let Some(sent) = self.map.remove(name)
+            && &sent != stored
+        {
+            self.error(name, &format!("is set by the server (it is {stored}) and cannot be changed"));
         }
     }
 
@@ -106,7 +131,7 @@ impl Fields {
     fn error(&mut self, name: &str, message: &str) {
         // Field names come from the client: bound what is echoed.
         let field: String = name.chars().take(64).collect();
-        self.errors.push(FieldError { field, message: message.to_owned() });
+        self.errors.push(FieldError::new(field, message));
     }
 }
 
@@ -154,23 +179,47 @@ pub fn query_params(req: &Request, known: &[&str]) -> Result<Vec<(String, String
     let mut params: Vec<(String, String)> = Vec::new();
     for (name, value) in query.iter() {
         if !known.contains(&name) {
-            let name: String = name.chars().take(64).collect();
-            return Err(invalid_parameter(format!(
-                "Unknown query parameter '{name}'; this route accepts: {}.",
-                known.join(", ")
-            )));
+            let shown: String = name.chars().take(64).collect();
+            let detail = format!("Unknown query parameter '{shown}'; this route accepts: {}.", known.join(", "));
+            return Err(invalid_parameter(name, value, detail));
         }
         if params.iter().any(|(seen, _)| seen == name) {
-            return Err(invalid_parameter(format!("Query parameter '{name}' was given more than once.")));
+            return Err(invalid_parameter(name, value, format!("Query parameter '{name}' was given more than once.")));
         }
         params.push((name.to_owned(), value.to_owned()));
     }
     Ok(params)
 }
 
-/// A 400 for a query parameter.
-pub fn invalid_parameter(detail: String) -> ApiError {
-    ApiError::BadRequest { code: "invalid_parameter", detail }
+/// A 400 `invalid_parameter` naming `param` and echoing `value` (both bounded).
+pub fn invalid_parameter(param: &str, value: &str, detail: String) -> ApiError {
+    bad_query("invalid_parameter", param, value, detail)
+}
+
+/// A 400 with `code` about one query parameter.
+pub fn bad_query(code: &'static str, param: &str, value: &str, detail: String) -> ApiError {
+    ApiError::BadQuery {
+        code,
+        param: param.chars().take(64).collect(),
+        value: value.chars().take(crate::error::MAX_ECHOED_VALUE_CHARS).collect(),
+        detail,
+    }
+}
+
+/// A query timestamp (`performed_after=…`), with a hint when the client sent an
+/// unencoded `+`: a query string decodes `+` as a space, so `…T08:00:00+02:00`
+/// arrives as `…T08:00:00 02:00`.
+pub fn query_timestamp(name: &str, value: &str) -> Result<crate::Timestamp, ApiError> {
+    crate::Timestamp::parse(value).ok_or_else(|| {
+        let mut detail =
+            format!("{name} must be an RFC 3339 timestamp from 1970 to 9999 (UTC), e.g. 2026-11-01T08:00:00Z.");
+        if value.contains(' ') && crate::Timestamp::parse(&value.replace(' ', "+")).is_some() {
+            detail.push_str(
+                " A '+' in a query string decodes as a space: encode the offset's '+' as %2B (e.g. 08:00:00%2B02:00).",
+            );
+        }
+        invalid_parameter(name, value, detail)
+    })
 }
 
 #[cfg(test)]
@@ -188,13 +237,33 @@ mod tests {
 
     #[test]
     fn body_checks_type_size_and_syntax_in_that_order() {
-        assert!(matches!(json_body(&request(Some("text/plain"), "{}")), Err(ApiError::UnsupportedMediaType)));
-        assert!(matches!(json_body(&request(None, "{}")), Err(ApiError::UnsupportedMediaType)));
+        assert!(matches!(json_body(&request(Some("text/plain"), "{}")), Err(ApiError::UnsupportedMediaType { .. })));
+        assert!(matches!(json_body(&request(None, "{}")), Err(ApiError::UnsupportedMediaType { .. })));
         let huge = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
         assert!(matches!(json_body(&request(Some("application/json"), &huge)), Err(ApiError::PayloadTooLarge { .. })));
         let bad = json_body(&request(Some("application/json; charset=utf-8"), "{\"vin\": ")).unwrap_err();
         assert_eq!((bad.status().as_u16(), bad.code()), (400, "invalid_json"));
         assert_eq!(json_body(&request(Some("application/json"), "{\"a\":1}")).unwrap(), json!({"a": 1}));
+    }
+
+    #[test]
+    fn a_timestamp_whose_plus_became_a_space_gets_a_hint_and_is_echoed() {
+        let err = query_timestamp("performed_after", "2026-11-01T08:00:00 02:00").unwrap_err();
+        let problem = serde_json::to_value(err.to_problem("r")).unwrap();
+        assert_eq!(problem["code"], "invalid_parameter");
+        assert_eq!(problem["param"], "performed_after");
+        assert_eq!(problem["value"], "2026-11-01T08:00:00 02:00");
+        assert!(problem["detail"].as_str().unwrap().contains("%2B"), "{problem}");
+        let plain = query_timestamp("performed_after", "yesterday").unwrap_err();
+        assert!(!plain.to_string().contains("%2B"), "no hint without a lost '+'");
+        assert_eq!(query_timestamp("x", "2026-11-01T08:00:00+02:00").unwrap().to_string(), "2026-11-01T06:00:00Z");
+    }
+
+    #[test]
+    fn echoed_query_values_are_bounded() {
+        let long = "x".repeat(5_000);
+        let ApiError::BadQuery { param, value, .. } = invalid_parameter(&long, &long, "d".into()) else { panic!() };
+        assert_eq!((param.len(), value.len()), (64, crate::error::MAX_ECHOED_VALUE_CHARS));
     }
 
     #[test]

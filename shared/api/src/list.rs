@@ -86,10 +86,14 @@ impl CursorSigner {
 
     /// The position in `cursor`, if it was made by [`CursorSigner::encode`] for this very `query`.
     pub fn decode(&self, query: &str, cursor: &str) -> Result<Position, ApiError> {
-        let invalid = || ApiError::BadRequest {
-            code: "invalid_cursor",
-            detail: "The cursor is not valid for this list; use next_cursor from the previous page of the same query."
-                .into(),
+        let invalid = || {
+            crate::input::bad_query(
+                "invalid_cursor",
+                "cursor",
+                cursor,
+                "The cursor is not valid for this list; use next_cursor from the previous page of the same query."
+                    .into(),
+            )
         };
         if cursor.len() > MAX_CURSOR_CHARS {
             return Err(invalid());
@@ -133,7 +137,11 @@ impl PageRequest {
             match name.as_str() {
                 "limit" => {
                     page.limit = value.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                        invalid_parameter(format!("limit must be a whole number from 1 to {MAX_LIMIT}."))
+                        invalid_parameter(
+                            "limit",
+                            value,
+                            format!("limit must be a whole number from 1 to {MAX_LIMIT}."),
+                        )
                     })?;
                 }
                 "cursor" => page.start = Some(signer.decode(query, value)?),

@@ -130,9 +130,26 @@ fn enum_value<T: serde::de::DeserializeOwned>(value: &Value, expected: &str) -> 
     serde_json::from_value(value.clone()).map_err(|_| format!("must be one of: {expected}"))
 }
 
-impl InspectionInput {
-    /// Shape checks of the body (422 listing every bad field).
-    pub fn parse(body: Value, now: Timestamp) -> Result<InspectionInput, ApiError> {
+/// A submission read in one pass: every problem of its shape, plus what the
+/// checks against stored data need (the ids it refers to and its answers), so
+/// that one 422 can list everything wrong with it.
+#[derive(Debug)]
+pub struct Submission {
+    /// Set when the body's shape is valid (its answers included).
+    input: Option<InspectionInput>,
+    /// The referenced ids, when they were readable (else already an error).
+    pub vehicle_id: Option<String>,
+    pub template_id: Option<String>,
+    /// Every answer whose `item_id` could be read, by index in `results`, even
+    /// if another of its fields failed: it counts as answered for the item checks.
+    answered: Vec<(usize, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl Submission {
+    /// Reads the body, collecting every shape problem; fails only when the body is
+    /// not a JSON object (nothing else can be said about it then).
+    pub fn read(body: Value, now: Timestamp) -> Result<Submission, ApiError> {
         let mut fields = Fields::new(body)?;
         let vehicle_id = fields.required("vehicle_id", |v| {
             v.as_str()
@@ -158,20 +175,81 @@ impl InspectionInput {
         let results = fields.required("results", |v| v.as_array().cloned().ok_or_else(|| "must be a list".to_owned()));
         let signature = fields.optional("signature", |v| text(v, 200));
         let mut errors = fields.into_errors(&SERVER_OWNED_FIELDS);
-        let results = results.map(|results| parse_results(results, &mut errors)).unwrap_or_default();
+        let (answers, answered) = results.map(|results| parse_results(results, &mut errors)).unwrap_or_default();
+        let input = match (vehicle_id.clone(), template_id.clone(), inspection_type, inspector, performed_at) {
+            (Some(vehicle_id), Some(template_id), Some(inspection_type), Some(inspector), Some(performed_at))
+                if errors.is_empty() =>
+            {
+                // No error: every optional field parsed too.
+                match (odometer_km, location, signature) {
+                    (Some(odometer_km), Some(location), Some(signature)) => Some(InspectionInput {
+                        vehicle_id,
+                        template_id,
+                        inspection_type,
+                        inspector,
+                        performed_at,
+                        odometer_km,
+                        location,
+                        results: answers,
+                        signature,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(Submission { input, vehicle_id, template_id, answered, errors })
+    }
+
+    /// The inspection, or one 422 with every problem: the body's shape, the
+    /// `unknown` references (vehicle or template not found), and, when the template
+    /// is known, each missing, duplicate or unknown answer as its own entry.
+    pub fn check(
+        self,
+        template: Option<&Template>,
+        unknown: Vec<FieldError>,
+        submitted_by_key_id: &str,
+        now: Timestamp,
+    ) -> Result<Inspection, ApiError> {
+        let mut errors = self.errors;
+        errors.extend(unknown);
+        if let Some(template) = template {
+            check_answers(&self.answered, template, &mut errors);
+        }
         all_valid(errors)?;
-        let missing = || ApiError::Internal("validated inspection field missing".into());
-        Ok(InspectionInput {
-            vehicle_id: vehicle_id.ok_or_else(missing)?,
-            template_id: template_id.ok_or_else(missing)?,
-            inspection_type: inspection_type.ok_or_else(missing)?,
-            inspector: inspector.ok_or_else(missing)?,
-            performed_at: performed_at.ok_or_else(missing)?,
-            odometer_km: odometer_km.ok_or_else(missing)?,
-            location: location.ok_or_else(missing)?,
-            results,
-            signature: signature.ok_or_else(missing)?,
-        })
+        let (Some(input), Some(template)) = (self.input, template) else {
+            return Err(ApiError::Internal("a valid submission without its input or template".into()));
+        };
+        Ok(input.into_inspection(template, submitted_by_key_id, now))
+    }
+}
+
+/// Each answer of `answered` against `template`: unknown and repeated items at
+/// their answer (`results[i].item_id`), unanswered required items at `results`.
+fn check_answers(answered: &[(usize, String)], template: &Template, errors: &mut Vec<FieldError>) {
+    let known: HashSet<&str> = template.items.iter().map(|i| i.id.as_str()).collect();
+    let mut seen = HashSet::new();
+    for (index, item_id) in answered {
+        let field = format!("results[{index}].item_id");
+        if !known.contains(item_id.as_str()) {
+            let message = format!("'{item_id}' is not an item of template {}", template.id);
+            errors.push(FieldError::about_item(field, message, item_id));
+        } else if !seen.insert(item_id.as_str()) {
+            errors.push(FieldError::about_item(field, format!("'{item_id}' is answered more than once"), item_id));
+        }
+    }
+    for item in template.items.iter().filter(|i| i.required && !seen.contains(i.id.as_str())) {
+        let message = format!("required item '{}' is not answered", item.id);
+        errors.push(FieldError::about_item("results", message, &item.id));
+    }
+}
+
+impl InspectionInput {
+    /// Shape checks of the body alone (422 listing every bad field).
+    pub fn parse(body: Value, now: Timestamp) -> Result<InspectionInput, ApiError> {
+        let submission = Submission::read(body, now)?;
+        all_valid(submission.errors)?;
+        submission.input.ok_or_else(|| ApiError::Internal("a valid body without its input".into()))
     }
 
     /// Checks the answers against `template` and derives outcome and defects.
@@ -182,40 +260,28 @@ impl InspectionInput {
         submitted_by_key_id: &str,
         now: Timestamp,
     ) -> Result<Inspection, ApiError> {
-        let labels: HashMap<&str, &str> = template.items.iter().map(|i| (i.id.as_str(), i.label.as_str())).collect();
+        let answered: Vec<(usize, String)> =
+            self.results.iter().enumerate().map(|(index, r)| (index, r.item_id.clone())).collect();
         let mut errors = Vec::new();
-        let mut answered = HashSet::new();
-        for (index, result) in self.results.iter().enumerate() {
-            let field = format!("results[{index}].item_id");
-            if !labels.contains_key(result.item_id.as_str()) {
-                errors.push(FieldError {
-                    field,
-                    message: format!("'{}' is not an item of template {}", result.item_id, template.id),
-                });
-            } else if !answered.insert(result.item_id.as_str()) {
-                errors.push(FieldError { field, message: format!("'{}' is answered more than once", result.item_id) });
-            }
-        }
-        for item in template.items.iter().filter(|i| i.required && !answered.contains(i.id.as_str())) {
-            errors.push(FieldError {
-                field: "results".into(),
-                message: format!("required item '{}' is not answered", item.id),
-            });
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::ValidationFailed(errors));
-        }
+        check_answers(&answered, template, &mut errors);
+        all_valid(errors)?;
+        Ok(self.into_inspection(template, submitted_by_key_id, now))
+    }
+
+    /// The inspection of answers already checked against `template`.
+    fn into_inspection(self, template: &Template, submitted_by_key_id: &str, now: Timestamp) -> Inspection {
+        let labels: HashMap<&str, &str> = template.items.iter().map(|i| (i.id.as_str(), i.label.as_str())).collect();
         let defects: Vec<Defect> = self
             .results
             .iter()
             .filter(|r| r.status == ItemStatus::Fail)
             .map(|r| Defect {
                 item_id: r.item_id.clone(),
-                label: labels[r.item_id.as_str()].to_owned(),
+                label: labels.get(r.item_id.as_str()).map_or_else(|| r.item_id.clone(), |label| (*label).to_owned()),
                 note: r.note.clone(),
             })
             .collect();
-        Ok(Inspection {
+        Inspection {
             id: ids::new_sortable_id(ID_PREFIX),
             vehicle_id: self.vehicle_id,
             template_id: self.template_id,
@@ -231,37 +297,43 @@ impl InspectionInput {
             defects,
             submitted_by_key_id: submitted_by_key_id.to_owned(),
             created_at: now,
-        })
+        }
     }
 }
 
-fn parse_results(results: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<ItemResult> {
+/// The answers that parsed, and the item id of every answer where it could be read.
+fn parse_results(results: Vec<Value>, errors: &mut Vec<FieldError>) -> (Vec<ItemResult>, Vec<(usize, String)>) {
     if results.is_empty() || results.len() > MAX_RESULTS {
-        errors.push(FieldError { field: "results".into(), message: format!("must hold 1 to {MAX_RESULTS} answers") });
-        return Vec::new();
+        errors.push(FieldError::new("results", format!("must hold 1 to {MAX_RESULTS} answers")));
+        return (Vec::new(), Vec::new());
     }
-    let mut parsed = Vec::new();
+    let (mut parsed, mut answered) = (Vec::new(), Vec::new());
     for (index, value) in results.into_iter().enumerate() {
         let Ok(mut fields) = Fields::new(value) else {
-            errors.push(FieldError { field: format!("results[{index}]"), message: "must be an object".into() });
+            errors.push(FieldError::new(format!("results[{index}]"), "must be an object"));
             continue;
         };
         let item_id = fields.required("item_id", |v| text(v, 64));
         let status = fields.required("status", |v| enum_value(v, "pass, fail, na"));
         let note = fields.optional("note", |v| text(v, 500));
+        if let Some(item_id) = &item_id {
+            answered.push((index, item_id.clone()));
+        }
         if let Err(ApiError::ValidationFailed(item_errors)) = fields.finish(&[]) {
-            errors.extend(
-                item_errors
-                    .into_iter()
-                    .map(|e| FieldError { field: format!("results[{index}].{}", e.field), message: e.message }),
-            );
+            errors.extend(item_errors.into_iter().map(|e| {
+                let field = format!("results[{index}].{}", e.field);
+                match &item_id {
+                    Some(item_id) => FieldError::about_item(field, e.message, item_id),
+                    None => FieldError::new(field, e.message),
+                }
+            }));
             continue;
         }
         if let (Some(item_id), Some(status), Some(note)) = (item_id, status, note) {
             parsed.push(ItemResult { item_id, status, note });
         }
     }
-    parsed
+    (parsed, answered)
 }
 
 /// The list filters of `GET /inspections`.

@@ -97,7 +97,7 @@ impl TemplateInput {
 
 fn parse_items(items: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<TemplateItem> {
     if items.is_empty() || items.len() > MAX_ITEMS {
-        errors.push(FieldError { field: "items".into(), message: format!("must hold 1 to {MAX_ITEMS} items") });
+        errors.push(FieldError::new("items", format!("must hold 1 to {MAX_ITEMS} items")));
         return Vec::new();
     }
     let mut seen = HashSet::new();
@@ -107,7 +107,7 @@ fn parse_items(items: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<TemplateI
         let mut fields = match Fields::new(value) {
             Ok(fields) => fields,
             Err(_) => {
-                errors.push(FieldError { field: format!("items[{index}]"), message: "must be an object".into() });
+                errors.push(FieldError::new(format!("items[{index}]"), "must be an object"));
                 continue;
             }
         };
@@ -119,10 +119,10 @@ fn parse_items(items: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<TemplateI
         if let Some(id) = &id
             && !seen.insert(id.clone())
         {
-            errors.push(FieldError { field: at("id"), message: format!("duplicates item id '{id}'") });
+            errors.push(FieldError::new(at("id"), format!("duplicates item id '{id}'")));
         }
         if let Err(ApiError::ValidationFailed(item_errors)) = fields.finish(&[]) {
-            errors.extend(item_errors.into_iter().map(|e| FieldError { field: at(&e.field), message: e.message }));
+            errors.extend(item_errors.into_iter().map(|e| FieldError::new(at(&e.field), e.message)));
             continue;
         }
         let (Some(id), Some(label), Some(required), Some(category)) = (id, label, required, category) else { continue };

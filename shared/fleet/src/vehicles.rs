@@ -155,6 +155,82 @@ impl VehicleInput {
     }
 }
 
+impl VehicleInput {
+    /// Validates the body of a PUT (or a PATCH once merged into the stored vehicle):
+    /// every writable field is required (`license_plate` may be `null`), and the
+    /// server-owned fields of the representation may be sent back unchanged (a GET
+    /// body can be PUT back), never changed. Every problem in one 422.
+    pub fn parse_replacement(body: Value, now: Timestamp, stored: &Vehicle) -> Result<VehicleInput, ApiError> {
+        let latest_year = i64::from(now.year()) + 1;
+        let mut fields = Fields::new(body)?;
+        let vin =
+            fields.required("vin", |v| v.as_str().ok_or_else(|| "must be a string".to_owned()).and_then(Vin::parse));
+        let name = fields.required("name", |v| text(v, 100));
+        let make = fields.required("make", |v| text(v, 50));
+        let model = fields.required("model", |v| text(v, 50));
+        let year = fields.required("year", |v| integer(v, 1900..=latest_year));
+        let license_plate = fields.present("license_plate", |v| match v {
+            Value::Null => Ok(None),
+            v => text(v, 20).map(Some),
+        });
+        let status = fields
+            .required("status", |v| v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str));
+        let odometer_km = fields.required("odometer_km", |v| integer(v, 0..=MAX_ODOMETER_KM));
+        let representation = serde_json::to_value(stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        for field in REPRESENTED_SERVER_FIELDS {
+            fields.unchanged(field, &representation[field]);
+        }
+        fields.finish(&SERVER_OWNED_FIELDS)?;
+        let missing = || ApiError::Internal("validated field missing".into());
+        Ok(VehicleInput {
+            vin: vin.ok_or_else(missing)?,
+            name: name.ok_or_else(missing)?,
+            make: make.ok_or_else(missing)?,
+            model: model.ok_or_else(missing)?,
+            year: year.and_then(|y| i32::try_from(y).ok()).ok_or_else(missing)?,
+            license_plate: license_plate.ok_or_else(missing)?,
+            status: status.ok_or_else(missing)?,
+            odometer_km: odometer_km.ok_or_else(missing)?,
+        })
+    }
+
+    /// Applies a JSON Merge Patch (RFC 7396) to `stored` and validates the result as
+    /// a replacement: `null` removes a member (so `"license_plate": null` clears the
+    /// plate, and removing a required field is a 422), a non-object patch replaces
+    /// the whole document (a 422 too).
+    pub fn parse_merge_patch(patch: &Value, now: Timestamp, stored: &Vehicle) -> Result<VehicleInput, ApiError> {
+        let mut merged = serde_json::to_value(stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        merge_patch(&mut merged, patch);
+        // `license_plate` is nullable: removed by the patch means cleared, not missing.
+        if let Value::Object(members) = &mut merged {
+            members.entry("license_plate").or_insert(Value::Null);
+        }
+        VehicleInput::parse_replacement(merged, now, stored)
+    }
+}
+
+/// RFC 7396 §2: merges `patch` into `target`.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(members) = target else { return };
+    for (name, value) in patch {
+        if value.is_null() {
+            members.remove(name);
+        } else {
+            merge_patch(members.entry(name.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// The server-owned fields a vehicle's representation carries (a GET body has them).
+const REPRESENTED_SERVER_FIELDS: [&str; 4] = ["id", "version", "created_at", "updated_at"];
+
 /// A vehicle as the API returns it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vehicle {
@@ -306,6 +382,8 @@ pub enum WriteError {
         vin: Vin,
         existing_vehicle_id: Option<String>,
     },
+    /// The change is not valid against the stored vehicle (a 422).
+    Invalid(ApiError),
     Db(DbError),
 }
 
@@ -323,6 +401,7 @@ impl From<WriteError> for ApiError {
             WriteError::DuplicateVin { vin, existing_vehicle_id } => {
                 ApiError::VinTaken { vin: vin.as_str().to_owned(), existing_vehicle_id }
             }
+            WriteError::Invalid(err) => err,
             WriteError::Db(db) => ApiError::from(db),
         }
     }
@@ -419,23 +498,27 @@ impl VehicleStore {
         WriteError::DuplicateVin { existing_vehicle_id: holder.ok().flatten().map(|item| item.vehicle_id), vin }
     }
 
-    /// Replaces the writable fields of a vehicle. With `if_match`, only if the
-    /// stored version is that one; without, the last write wins. `audit` is
-    /// written in the same transaction.
-    pub async fn replace(
+    /// Updates a vehicle: `change` turns the stored vehicle into its new writable
+    /// fields (a PUT body, or a merge patch applied to it). With `if_match`, only if
+    /// it matches the stored version (else 412, checked before `change`'s validation);
+    /// without, the write is still conditioned on the version read, and a lost race
+    /// re-reads and re-applies `change`, so a PATCH never undoes a concurrent write
+    /// to other fields. `audit` is written in the same transaction.
+    pub async fn update(
         &self,
         tenant: &TenantId,
         id: &str,
-        input: VehicleInput,
-        if_match: Option<u64>,
+        if_match: Option<&IfMatch>,
+        change: impl Fn(&Vehicle) -> Result<VehicleInput, ApiError>,
         audit: TransactWriteItem,
     ) -> Result<Vehicle, WriteError> {
         for _ in 0..=CONFLICT_RETRIES {
             let current = self.get(tenant, id).await?.ok_or(WriteError::NotFound)?;
-            if if_match.is_some_and(|version| version != current.version) {
+            if if_match.is_some_and(|tags| !tags.matches(current.version)) {
                 return Err(WriteError::Stale);
             }
-            let next = current.replaced(input.clone(), Timestamp::now());
+            let input = change(&current).map_err(WriteError::Invalid)?;
+            let next = current.replaced(input, Timestamp::now());
             let mut items = vec![self.put_vehicle(tenant, &next, Some(current.version))?];
             if next.vin != current.vin {
                 items.push(self.release_vin(tenant, &current)?);
@@ -453,7 +536,7 @@ impl VehicleStore {
             match result {
                 Ok(()) => return Ok(next),
                 Err(WriteError::DuplicateVin { vin, .. }) => return Err(self.duplicate(tenant, vin).await),
-                // Someone else wrote first: re-read, then If-Match decides (412) or last write wins (retry).
+                // Someone else wrote first: re-read, then If-Match decides (412) or the change is re-applied.
                 Err(WriteError::Db(err)) if err.condition_failed_at(0) || err.is_conflict() => {
                     continue;
                 }
@@ -543,19 +626,93 @@ pub fn vehicle_response(
     Ok(response)
 }
 
-/// The version an `If-Match` header names: `"3"`, `W/"3"` or `*` (any: `None`).
-/// Anything else is a 412: it cannot match any version.
-pub fn parse_if_match(value: &str) -> Result<Option<u64>, ApiError> {
-    let value = value.trim();
+/// An `If-Match` precondition (RFC 9110 §13.1.1), compared strongly with a
+/// vehicle's `ETag` (`"3"` for version 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the vehicle exists, whatever its version.
+    Any,
+    /// The versions the header's strong tags name. Weak tags (`W/"3"`) never match
+    /// under strong comparison, and a strong tag not of our form matches nothing:
+    /// both are dropped, so an empty list fails every comparison (412).
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    pub fn matches(&self, version: u64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// Reads `If-Match`: `*` or a comma-separated list of entity tags, each
+/// `"…"` or `W/"…"`. Anything else (an unquoted `3`, an open quote) is a 400
+/// `invalid_if_match`: it is not a stale version, it is not a tag at all.
+pub fn parse_if_match(value: &str) -> Result<IfMatch, ApiError> {
+    let invalid = || {
+        let hint = if value.trim().parse::<u64>().is_ok() {
+            format!(" Quote the version as the ETag header gives it: \"{}\".", value.trim())
+        } else {
+            String::new()
+        };
+        ApiError::BadRequest {
+            code: "invalid_if_match",
+            detail: format!("If-Match must be * or a list of entity tags such as \"3\".{hint}"),
+        }
+    };
+    let value = value.trim_matches([' ', '\t']);
     if value == "*" {
+        return Ok(IfMatch::Any);
+    }
+    let mut versions = Vec::new();
+    let mut tags = 0;
+    let mut rest = value;
+    loop {
+        // #rule lists: elements separated by commas with optional blanks; empty elements are allowed.
+        rest = rest.trim_start_matches([' ', '\t', ',']);
+        if rest.is_empty() {
+            break;
+        }
+        let (weak, tag) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let opaque = tag.strip_prefix('"').ok_or_else(invalid)?;
+        let end = opaque.find('"').ok_or_else(invalid)?;
+        let text = &opaque[..end];
+        // etagc: %x21 / %x23-7E / obs-text; no blanks or controls inside a tag.
+        if !text.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80) {
+            return Err(invalid());
+        }
+        rest = &opaque[end + 1..];
+        if !(rest.is_empty() || rest.starts_with([' ', '\t', ','])) {
+            return Err(invalid());
+        }
+        tags += 1;
+        if !weak && let Ok(version) = text.parse::<u64>() {
+            versions.push(version);
+        }
+    }
+    if tags == 0 {
+        return Err(invalid());
+    }
+    Ok(IfMatch::Versions(versions))
+}
+
+/// The `If-Match` of a request: every field line joined as one list (RFC 9110 §5.3);
+/// `None` without the header.
+pub fn request_if_match(headers: &http::HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+    let lines: Vec<&http::HeaderValue> = headers.get_all(http::header::IF_MATCH).iter().collect();
+    if lines.is_empty() {
         return Ok(None);
     }
-    let tag = value.strip_prefix("W/").unwrap_or(value);
-    tag.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Some)
-        .ok_or(ApiError::PreconditionFailed)
+    let mut joined = Vec::new();
+    for line in lines {
+        joined.push(line.to_str().map_err(|_| parse_if_match("\u{0}").unwrap_err())?);
+    }
+    parse_if_match(&joined.join(", ")).map(Some)
 }
 
 #[cfg(test)]
@@ -634,12 +791,107 @@ mod tests {
     }
 
     #[test]
-    fn if_match_forms() {
-        assert_eq!(parse_if_match("\"3\"").unwrap(), Some(3));
-        assert_eq!(parse_if_match("W/\"3\"").unwrap(), Some(3));
-        assert_eq!(parse_if_match("*").unwrap(), None);
-        for bad in ["3", "\"three\"", "", "\"-1\""] {
-            assert!(matches!(parse_if_match(bad), Err(ApiError::PreconditionFailed)), "{bad}");
+    fn if_match_follows_rfc_9110() {
+        let versions = |v: &[u64]| IfMatch::Versions(v.to_vec());
+        assert_eq!(parse_if_match("\"3\"").unwrap(), versions(&[3]));
+        assert_eq!(parse_if_match("*").unwrap(), IfMatch::Any);
+        // A list matches if any strong tag does; weak tags never match (strong comparison).
+        assert_eq!(parse_if_match("\"6\", \"5\"").unwrap(), versions(&[6, 5]));
+        assert_eq!(parse_if_match("W/\"3\"").unwrap(), versions(&[]));
+        assert_eq!(parse_if_match("W/\"3\", \"4\"").unwrap(), versions(&[4]));
+        // Valid tags that are not versions match nothing (412), they are not malformed.
+        assert_eq!(parse_if_match("\"three\"").unwrap(), versions(&[]));
+        assert_eq!(parse_if_match("\"a,b\" ,, \"7\"").unwrap(), versions(&[7]));
+        for bad in ["3", "", " , ", "\"3", "\"3\"x", "'3'", "W/3", "\"3 \"", "*, \"3\""] {
+            let err = parse_if_match(bad).unwrap_err();
+            assert_eq!((err.status().as_u16(), err.code()), (400, "invalid_if_match"), "{bad:?}");
+        }
+        assert!(parse_if_match("2").unwrap_err().to_string().contains("\"2\""), "an unquoted version gets a hint");
+        assert!(IfMatch::Any.matches(9) && versions(&[6, 5]).matches(6) && !versions(&[]).matches(0));
+    }
+
+    #[test]
+    fn if_match_lines_are_joined_into_one_list() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(request_if_match(&headers).unwrap(), None);
+        headers.append(http::header::IF_MATCH, http::HeaderValue::from_static("\"1\""));
+        headers.append(http::header::IF_MATCH, http::HeaderValue::from_static("\"2\""));
+        assert_eq!(request_if_match(&headers).unwrap(), Some(IfMatch::Versions(vec![1, 2])));
+    }
+
+    fn stored() -> Vehicle {
+        let input = VehicleInput::parse(valid(), now()).unwrap();
+        Vehicle::create(input, now())
+    }
+
+    #[test]
+    fn put_requires_every_writable_field_and_names_the_missing_ones_at_once() {
+        let mut body = valid();
+        body.as_object_mut()
+            .unwrap()
+            .retain(|name, _| ["vin", "name", "make", "model", "year"].contains(&name.as_str()));
+        let Err(ApiError::ValidationFailed(errors)) = VehicleInput::parse_replacement(body, now(), &stored()) else {
+            panic!("a PUT without every writable field is a 422")
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["license_plate", "status", "odometer_km"]);
+        let mut cleared = valid();
+        cleared["license_plate"] = Value::Null;
+        assert_eq!(VehicleInput::parse_replacement(cleared, now(), &stored()).unwrap().license_plate, None);
+    }
+
+    #[test]
+    fn a_get_body_can_be_put_back_but_server_fields_cannot_change() {
+        let stored = stored();
+        let mut body = serde_json::to_value(&stored).unwrap();
+        body["odometer_km"] = json!(130000);
+        assert_eq!(VehicleInput::parse_replacement(body.clone(), now(), &stored).unwrap().odometer_km, 130000);
+        body["version"] = json!(7);
+        body["id"] = json!("veh_01JDQ6W1ZK9Y3M4N5P6Q7R8S9T");
+        body["tenant_id"] = json!("acme");
+        let Err(ApiError::ValidationFailed(errors)) = VehicleInput::parse_replacement(body, now(), &stored) else {
+            panic!("changed server fields are a 422")
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["id", "version", "tenant_id"]);
+        assert!(errors[1].message.contains("(it is 1)"), "{:?}", errors[1]);
+    }
+
+    #[test]
+    fn merge_patch_changes_only_what_it_names() {
+        let stored = stored();
+        let patched = VehicleInput::parse_merge_patch(&json!({"odometer_km": 50}), now(), &stored).unwrap();
+        assert_eq!((patched.odometer_km, patched.license_plate.as_deref()), (50, Some("AB-123")));
+        let cleared = VehicleInput::parse_merge_patch(&json!({"license_plate": null}), now(), &stored).unwrap();
+        assert_eq!((cleared.license_plate, cleared.odometer_km), (None, 120000));
+        for (patch, field) in
+            [(json!({"name": null}), "name"), (json!({"colour": "red"}), "colour"), (json!({"version": 9}), "version")]
+        {
+            let Err(ApiError::ValidationFailed(errors)) = VehicleInput::parse_merge_patch(&patch, now(), &stored)
+            else {
+                panic!("{patch} is a 422")
+            };
+            assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), [field], "{patch}");
+        }
+        assert!(VehicleInput::parse_merge_patch(&json!([1]), now(), &stored).is_err(), "a non-object patch");
+    }
+
+    #[test]
+    fn merge_patch_is_rfc_7396() {
+        // RFC 7396 appendix A, a selection.
+        for (target, patch, result) in [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
+            (json!({"a": {"b": "c"}}), json!({"a": {"b": "d", "c": null}}), json!({"a": {"b": "d"}})),
+            (json!(["a", "b"]), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "foo"}), json!("bar"), json!("bar")),
+            (json!({}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
+        ] {
+            let mut doc = target.clone();
+            merge_patch(&mut doc, &patch);
+            assert_eq!(doc, result, "{target} + {patch}");
         }
     }
 

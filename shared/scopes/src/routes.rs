@@ -33,6 +33,7 @@ pub const LIST_VEHICLES: Route = route("GET", "/vehicles", "list-vehicles", Some
 pub const CREATE_VEHICLE: Route = route("POST", "/vehicles", "create-vehicle", Some(Scope::VehiclesWrite));
 pub const GET_VEHICLE: Route = route("GET", "/vehicles/{id}", "get-vehicle", Some(Scope::VehiclesRead));
 pub const UPDATE_VEHICLE: Route = route("PUT", "/vehicles/{id}", "update-vehicle", Some(Scope::VehiclesWrite));
+pub const PATCH_VEHICLE: Route = route("PATCH", "/vehicles/{id}", "patch-vehicle", Some(Scope::VehiclesWrite));
 pub const LIST_INSPECTION_TEMPLATES: Route =
     route("GET", "/inspection-templates", "list-inspection-templates", Some(Scope::InspectionsRead));
 pub const LIST_INSPECTIONS: Route = route("GET", "/inspections", "list-inspections", Some(Scope::InspectionsRead));
@@ -41,11 +42,12 @@ pub const GET_INSPECTION: Route = route("GET", "/inspections/{id}", "get-inspect
 pub const WHOAMI: Route = route("GET", "/me", "whoami", None);
 
 /// Every public route, in the order of SPEC §2.
-pub const ROUTES: [Route; 9] = [
+pub const ROUTES: [Route; 10] = [
     LIST_VEHICLES,
     CREATE_VEHICLE,
     GET_VEHICLE,
     UPDATE_VEHICLE,
+    PATCH_VEHICLE,
     LIST_INSPECTION_TEMPLATES,
     LIST_INSPECTIONS,
     CREATE_INSPECTION,

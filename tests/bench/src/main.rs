@@ -256,7 +256,7 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
     };
     let vehicle = seed.vehicle_id.clone();
     let truck = json!({"vin": "1HGCM82633A004352", "name": "Truck 12", "make": "Volvo", "model": "FH16", "year": 2022,
-                       "status": "in_shop", "odometer_km": 1});
+                       "license_plate": null, "status": "in_shop", "odometer_km": 1});
     let key_id = seed.key_id.clone();
     let create_vehicle_key = seed.key_id.clone();
     let mut subjects = vec![
@@ -312,6 +312,14 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             cwd: None,
             round_trips: 2,
             event: rest("PUT", "/vehicles", Some(vehicle.clone()), None, Some(truck)),
+        },
+        Subject {
+            name: "patch-vehicle".into(),
+            command: binary("patch-vehicle"),
+            cwd: None,
+            // Read, then the conditional write (as PUT).
+            round_trips: 2,
+            event: rest("PATCH", "/vehicles", Some(vehicle.clone()), None, Some(json!({"odometer_km": 2}))),
         },
         Subject {
             name: "list-inspection-templates".into(),

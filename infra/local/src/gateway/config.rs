@@ -197,10 +197,16 @@ fn gateway_response(template: &Template, response: &Value) -> GatewayResponse {
         .into_iter()
         .flatten()
         .filter_map(|(name, value)| {
-            // Static values are single-quoted in API Gateway's mapping syntax.
+            // Static values are single-quoted in API Gateway's mapping syntax; an
+            // unquoted `context.…` maps a context variable, kept as `$context.…` for
+            // the renderer to substitute like the body's.
             let value = value.as_str()?;
-            let value = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\''))?;
-            Some((name.as_str()?.to_owned(), value.to_owned()))
+            let value = match value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                Some(literal) => literal.to_owned(),
+                None if value.starts_with("context.") => format!("${value}"),
+                None => return None,
+            };
+            Some((name.as_str()?.to_owned(), value))
         })
         .collect();
     let template_text = response

@@ -88,7 +88,10 @@ pub fn render(config: &GatewayConfig, kind: ResponseType, request_id: &str) -> R
     let fallback = config.responses.get(if status < 500 { "DEFAULT_4XX" } else { "DEFAULT_5XX" });
     let fallback_status = fallback.and_then(|r| r.status).filter(|_| own.is_none());
     let status = fallback_status.unwrap_or(status);
-    let headers = own.or(fallback).map(|r| r.headers.clone()).unwrap_or_default();
+    let headers: Vec<(String, String)> = own
+        .or(fallback)
+        .map(|r| r.headers.iter().map(|(name, value)| (name.clone(), substitute(value, kind, request_id))).collect())
+        .unwrap_or_default();
     let template = own
         .and_then(|r| r.template.clone())
         .or_else(|| fallback.and_then(|r| r.template.clone()))
