@@ -26,6 +26,12 @@ async fn assert_gateway_response(response: reqwest::Response, kind: &str, status
     assert_eq!(response.status(), status, "{kind}");
     assert_eq!(response.headers()["content-type"], "application/problem+json", "{kind}");
     let request_id = response.headers()["x-amzn-requestid"].to_str().unwrap().to_owned();
+    // The template maps `context.requestId` to X-Request-Id on every gateway response.
+    assert_eq!(
+        response.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some(request_id.as_str()),
+        "{kind}"
+    );
     let body = response.text().await.unwrap();
     assert_eq!(body, template_body(kind, &request_id), "{kind}");
     let problem: Value = serde_json::from_str(&body).expect("a gateway response is JSON");

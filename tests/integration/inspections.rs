@@ -281,6 +281,70 @@ async fn submissions_are_checked_against_the_tenants_vehicle_and_template() {
 }
 
 #[tokio::test]
+async fn every_problem_of_a_submission_comes_in_one_422_each_answer_with_its_item_id() {
+    let api = Inspections::new().await;
+    api.pretrip().await;
+    // The report: a bad status, a repeated item and an unknown item took three round trips.
+    let mut body = inspection("veh_00000000000000000000000000", "2026-11-01T08:00:00Z", "pass");
+    body["results"] = json!([
+        {"item_id": "brakes", "status": "pass"},
+        {"item_id": "tyres", "status": "ok"},
+        {"item_id": "brakes", "status": "fail"},
+        {"item_id": "flux", "status": "pass"}
+    ]);
+    let refused = api.post(&body).await;
+    assert_eq!(refused.status(), 422);
+    let errors = body_json(&refused)["errors"].clone();
+    let entries: Vec<(String, Value)> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap().to_owned(), e.get("item_id").cloned().unwrap_or(Value::Null)))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("results[1].status".to_owned(), json!("tyres")),
+            ("vehicle_id".to_owned(), Value::Null),
+            ("results[2].item_id".to_owned(), json!("brakes")),
+            ("results[3].item_id".to_owned(), json!("flux")),
+        ],
+        "{errors}"
+    );
+    // Missing required items: one entry each, at `results`, named by item_id.
+    let vehicle = api.vehicle(4).await;
+    let mut sparse = inspection(&vehicle, "2026-11-01T08:00:00Z", "pass");
+    sparse["results"] = json!([{"item_id": "radio", "status": "na"}]);
+    let missing = body_json(&api.post(&sparse).await)["errors"].clone();
+    let missing: Vec<(&str, &str)> = missing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["field"].as_str().unwrap(), e["item_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(missing, [("results", "brakes"), ("results", "tyres")]);
+}
+
+#[tokio::test]
+async fn a_refused_query_value_is_echoed_and_a_lost_plus_gets_a_hint() {
+    let api = Inspections::new().await;
+    // An unencoded `+` reaches the function as a space.
+    let response = api.list(&[("performed_after", "2026-11-01T08:00:00 02:00")]).await;
+    let problem = body_json(&response);
+    assert_eq!(
+        (response.status().as_u16(), problem["code"].clone(), problem["param"].clone(), problem["value"].clone()),
+        (400, json!("invalid_parameter"), json!("performed_after"), json!("2026-11-01T08:00:00 02:00"))
+    );
+    assert!(problem["detail"].as_str().unwrap().contains("%2B"), "{problem}");
+    let unknown = body_json(&api.list(&[("sort", "asc")]).await);
+    assert_eq!((unknown["param"].clone(), unknown["value"].clone()), (json!("sort"), json!("asc")));
+    assert!(header(&response, "x-request-id").is_some_and(|id| id == problem["request_id"]), "X-Request-Id");
+    let ok = api.list(&[]).await;
+    assert_eq!(ok.status(), 200);
+    assert!(header(&ok, "x-request-id").is_some_and(|id| !id.is_empty()), "a success names its request too");
+}
+
+#[tokio::test]
 async fn history_is_newest_first_and_filtered_on_every_page() {
     let api = Inspections::new().await;
     api.pretrip().await;
