@@ -102,7 +102,10 @@ fn expected() -> BTreeMap<&'static str, Grants> {
         ("authorizer", authorizer),
         ("provisioner", provisioner),
         ("whoami", Grants::new()),
-        ("list-vehicles", with_cursors(grants(&[(&["Query"], &[FLEET, "${FleetTable.Arn}/index/gsi1"])]))),
+        (
+            "list-vehicles",
+            with_cursors(grants(&[(&["Query"], &[FLEET, "${FleetTable.Arn}/index/gsi1"]), (&["GetItem"], &[FLEET])])),
+        ),
         ("get-vehicle", grants(&[(&["GetItem"], &[FLEET])])),
         ("create-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
         ("update-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),

@@ -446,6 +446,31 @@ async fn concurrent_patches_of_different_fields_both_stand() {
 }
 
 #[tokio::test]
+async fn a_vehicle_is_found_by_its_vin_with_point_reads_only() {
+    let api = Vehicles::new().await;
+    let id = body_json(&api.create(&truck(27)).await)["id"].as_str().unwrap().to_owned();
+    api.create(&truck(28)).await;
+    let vin = truck(27)["vin"].as_str().unwrap().to_owned();
+    let found = body_json(&api.list(&[("vin", &vin.to_ascii_lowercase())]).await);
+    assert_eq!(found["data"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!((found["data"][0]["id"].clone(), found["next_cursor"].clone()), (json!(id), Value::Null));
+    let none = body_json(&api.list(&[("vin", "1HGCM82633A999999")]).await);
+    assert_eq!(none["data"], json!([]));
+    let other_status = body_json(&api.list(&[("vin", &vin), ("status", "retired")]).await);
+    assert_eq!(other_status["data"], json!([]), "status still filters");
+    // After a VIN change the old VIN finds nothing and the new one finds the vehicle.
+    let mut moved = truck(27);
+    moved["vin"] = json!("1HGCM82633A777777");
+    assert_eq!(api.put(&id, &moved, None).await.status(), 200);
+    assert_eq!(body_json(&api.list(&[("vin", &vin)]).await)["data"], json!([]));
+    assert_eq!(body_json(&api.list(&[("vin", "1HGCM82633A777777")]).await)["data"][0]["id"], json!(id));
+    for (query, param) in [(vec![("vin", "nope")], "vin"), (vec![("vin", vin.as_str()), ("cursor", "x")], "cursor")] {
+        let refused = body_json(&api.list(&query).await);
+        assert_eq!((refused["code"].clone(), refused["param"].clone()), (json!("invalid_parameter"), json!(param)));
+    }
+}
+
+#[tokio::test]
 async fn eight_puts_with_the_same_if_match_give_one_200_and_seven_412() {
     let api = Vehicles::new().await;
     let id = body_json(&api.create(&truck(11)).await)["id"].as_str().unwrap().to_owned();

@@ -253,6 +253,11 @@ fn operation(route: &Route) -> Value {
                 json!({"type": "string", "enum": VehicleStatus::ALL.map(|s| s.as_str())}),
                 "Only vehicles in this status.",
             ));
+            params.push(query(
+                "vin",
+                json!({"type": "string", "pattern": "^[A-HJ-NPR-Za-hj-npr-z0-9]{17}$"}),
+                "The vehicle with this VIN (a page of at most one; no cursor).",
+            ));
             shape(params, None, ok("200", "VehiclePage"), vec![])
         }
         r if r == routes::CREATE_VEHICLE => {

@@ -130,6 +130,16 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// `limit` alone (default [`DEFAULT_LIMIT`]), for a list that takes no cursor.
+    pub fn parse_limit(params: &[(String, String)]) -> Result<i32, ApiError> {
+        match params.iter().find(|(name, _)| name == "limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some((_, value)) => value.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                invalid_parameter("limit", value, format!("limit must be a whole number from 1 to {MAX_LIMIT}."))
+            }),
+        }
+    }
+
     /// Reads `limit` and `cursor` from already-collected query parameters.
     pub fn parse(params: &[(String, String)], signer: &CursorSigner, query: &str) -> Result<PageRequest, ApiError> {
         let mut page = PageRequest { limit: DEFAULT_LIMIT, start: None };

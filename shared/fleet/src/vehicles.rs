@@ -432,6 +432,17 @@ impl VehicleStore {
         Ok(item.map(VehicleItem::into_vehicle))
     }
 
+    /// The tenant's vehicle with `vin`: the VIN's uniqueness item names it, then the
+    /// vehicle itself (two strongly consistent GetItems; a VIN index would be one
+    /// eventually consistent read that could miss a vehicle created a moment ago).
+    pub async fn find_by_vin(&self, tenant: &TenantId, vin: &Vin) -> Result<Option<Vehicle>, DbError> {
+        let Some(holder) = table::get::<VinItem>(&self.client, &self.table, tenant, vin_sk(vin)).await? else {
+            return Ok(None);
+        };
+        // A VIN moved by a concurrent PUT may name a vehicle that no longer has it.
+        Ok(self.get(tenant, &holder.vehicle_id).await?.filter(|vehicle| &vehicle.vin == vin))
+    }
+
     /// One page of a tenant's vehicles in creation order, optionally of one status,
     /// and where the next page starts (`None` on the last page).
     pub async fn list(
