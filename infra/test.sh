@@ -73,6 +73,7 @@ step "contract: schemathesis against docs/openapi.json through the local gateway
 provision() { curl -s -X POST "http://127.0.0.1:$API_PORT/2015-03-31/functions/provisioner/invocations" -d "$1"; }
 api_key() { python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])'; }
 tenant="contract-$$"
+provision '{"action":"create_tenant","tenant_id":"'"$tenant"'","name":"Contract"}' >/dev/null
 provision '{"action":"put_inspection_template","tenant_id":"'"$tenant"'","template":{"id":"tpl_pretrip","name":"Pre-trip","items":[{"id":"brakes","label":"Brakes"}]}}' >/dev/null
 full_key=$(provision '{"action":"create_key","tenant_id":"'"$tenant"'","name":"contract","preset":"full-fleet"}' | api_key)
 read_key=$(provision '{"action":"create_key","tenant_id":"'"$tenant"'","name":"contract-ro","preset":"read-only"}' | api_key)

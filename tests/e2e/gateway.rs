@@ -56,7 +56,7 @@ async fn own_gateway(parameters: &[(&str, &str)]) -> (String, Arc<Gateway>) {
 #[tokio::test]
 async fn unknown_routes_and_bad_keys_get_the_templates_gateway_responses() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-gw-{}", std::process::id());
+    let tenant = crate::new_tenant(&client, "e2e-gw").await;
     let good = key(&client, &tenant, "read-only").await;
     let cases = [
         // No route: API Gateway's MISSING_AUTHENTICATION_TOKEN, before any authorizer.
@@ -94,7 +94,7 @@ async fn unknown_routes_and_bad_keys_get_the_templates_gateway_responses() {
 #[tokio::test]
 async fn any_body_bytes_reach_the_function_and_never_a_gateway_500() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-bytes-{}", std::process::id());
+    let tenant = crate::new_tenant(&client, "e2e-bytes").await;
     let full = key(&client, &tenant, "full-fleet").await;
     // Not UTF-8 (cargo lambda watch's own front answered these with a plain-text 500).
     for body in [vec![0x77, 0xff, 0xfe], vec![0xff; 300], b"{\"vin\": \"\xc3\x28\"}".to_vec()] {
@@ -132,7 +132,7 @@ async fn any_body_bytes_reach_the_function_and_never_a_gateway_500() {
 #[tokio::test]
 async fn a_revoked_key_stops_at_once_through_the_flush_and_lives_for_the_ttl_without_it() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-revoke-{}", std::process::id());
+    let tenant = crate::new_tenant(&client, "e2e-revoke").await;
     // Longer than a revocation takes (it flushes twice, 5 s apart).
     let ttl = 12;
     let (own, own_gateway) = own_gateway(&[("AuthorizerCacheTtlSeconds", "12")]).await;
@@ -200,7 +200,7 @@ async fn over_the_stage_limit_the_gateway_answers_throttled() {
 #[tokio::test]
 async fn every_bad_key_gets_the_same_401_byte_for_byte() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-401-{}", std::process::id());
+    let tenant = crate::new_tenant(&client, "e2e-401").await;
     let create = |extra: Value| {
         let mut event = json!({"action": "create_key", "tenant_id": tenant, "name": "k", "preset": "read-only"});
         event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());

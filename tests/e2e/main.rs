@@ -18,10 +18,18 @@ async fn provision(client: &reqwest::Client, event: Value) -> Value {
     client.post(url).json(&event).send().await.unwrap().json().await.unwrap()
 }
 
+/// A tenant of this test run, `<prefix>-<pid>`, created as an admin would (tenants are explicit).
+pub(crate) async fn new_tenant(client: &reqwest::Client, prefix: &str) -> String {
+    let tenant = format!("{prefix}-{}", std::process::id());
+    let created = provision(client, json!({"action": "create_tenant", "tenant_id": tenant, "name": prefix})).await;
+    assert!(created["tenant"].is_object() || created["errorType"] == "tenant_exists", "{created}");
+    tenant
+}
+
 #[tokio::test]
 async fn a_key_is_created_used_on_me_revoked_and_then_refused() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-{}", std::process::id());
+    let tenant = new_tenant(&client, "e2e").await;
 
     let created =
         provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "e2e", "preset": "read-only"}))
@@ -76,6 +84,10 @@ async fn the_provisioner_refuses_unavailable_scopes_with_a_clear_error_type() {
     .await;
     assert_eq!(refused["errorType"], "scope_not_available");
     assert!(refused["errorMessage"].as_str().unwrap().contains("under review"), "{refused}");
+    // A payload that is not JSON at all gets the same kind of answer, not the runtime's type name.
+    let url = format!("{}/2015-03-31/functions/provisioner/invocations", base_url());
+    let raw: Value = client.post(url).body("action=list_keys").send().await.unwrap().json().await.unwrap();
+    assert_eq!(raw["errorType"], "invalid_request", "{raw}");
 }
 
 /// A key of `tenant` with `preset`, made through the provisioner.
@@ -88,7 +100,7 @@ async fn key(client: &reqwest::Client, tenant: &str, preset: &str) -> String {
 #[tokio::test]
 async fn vehicles_are_created_listed_read_and_replaced_over_http() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-veh-{}", std::process::id());
+    let tenant = new_tenant(&client, "e2e-veh").await;
     let full = key(&client, &tenant, "full-fleet").await;
     let read_only = key(&client, &tenant, "read-only").await;
     let url = format!("{}/vehicles", base_url());
@@ -154,7 +166,7 @@ async fn vehicles_are_created_listed_read_and_replaced_over_http() {
 #[tokio::test]
 async fn a_device_submits_an_inspection_that_shows_in_history_and_audit() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-insp-{}", std::process::id());
+    let tenant = new_tenant(&client, "e2e-insp").await;
     let admin = provision(&client, json!({"action": "put_inspection_template", "tenant_id": tenant, "template": {
         "id": "tpl_pretrip", "name": "Pre-trip", "items": [{"id": "brakes", "label": "Brakes"}, {"id": "lights", "label": "Lights"}]}}))
     .await;
@@ -210,7 +222,7 @@ async fn a_device_submits_an_inspection_that_shows_in_history_and_audit() {
     assert_eq!(history["data"][0]["id"], inspection["id"]);
 
     let audit = provision(&client, json!({"action": "list_audit", "tenant_id": tenant, "limit": 5})).await;
-    let newest = &audit["records"][0];
+    let newest = &audit["data"][0];
     assert_eq!(
         (newest["action"].as_str(), newest["resource_id"].as_str()),
         (Some("POST /inspections"), inspection["id"].as_str())

@@ -40,7 +40,7 @@ impl Drop for Frozen {
 #[tokio::test]
 async fn outage_drill() {
     let client = reqwest::Client::new();
-    let tenant = format!("e2e-outage-{}", std::process::id());
+    let tenant = crate::new_tenant(&client, "e2e-outage").await;
     let admin = provision(
         &client,
         json!({"action": "put_inspection_template", "tenant_id": tenant, "template": {
@@ -50,7 +50,8 @@ async fn outage_drill() {
     assert_eq!(admin["template"]["version"], 1, "{admin}");
     let cached = key(&client, &tenant, "full-fleet").await;
     let uncached = key(&client, &tenant, "full-fleet").await;
-    let truck = json!({"vin": "1HGCM82633A004301", "name": "T", "make": "Volvo", "model": "FH", "year": 2022});
+    let truck = json!({"vin": "1HGCM82633A004301", "name": "T", "make": "Volvo", "model": "FH", "year": 2022,
+                       "license_plate": null, "status": "active", "odometer_km": 0});
     let created =
         client.post(format!("{}/vehicles", base_url())).header("X-API-Key", &cached).json(&truck).send().await.unwrap();
     assert_eq!(created.status(), 201);

@@ -58,7 +58,16 @@ impl TestStack {
             .await
             .clone();
         let tenant = format!("t-{}", fleetgate_api::keys::new_public_id("").to_lowercase());
-        TestStack { provisioner: provisioner_state(&client, &tables), client, tables, tenant }
+        let stack = TestStack { provisioner: provisioner_state(&client, &tables), client, tables, tenant };
+        // Tenants are explicit: every test's tenant exists. Written directly (setup data,
+        // like a seed), so a test's audit trail holds only what the test itself did.
+        let tenant = fleetgate_fleet::tenants::Tenant {
+            tenant_id: fleetgate_scopes::TenantId::parse(&stack.tenant).unwrap(),
+            name: "Test fleet".into(),
+            created_at: fleetgate_api::Timestamp::now(),
+        };
+        stack.provisioner.tenants.create(&tenant, vec![]).await.expect("the test tenant is created");
+        stack
     }
 
     /// This test's tenant and tables, reached through `client` (one behind a fault proxy, say).
@@ -69,6 +78,22 @@ impl TestStack {
             tables: self.tables.clone(),
             tenant: self.tenant.clone(),
         }
+    }
+
+    /// The same tables under another tenant id, which is not created.
+    pub fn other_tenant(&self, tenant: &str) -> TestStack {
+        TestStack { tenant: tenant.to_owned(), ..self.through(self.client.clone()) }
+    }
+
+    /// Every key stored for this tenant.
+    pub async fn key_items(&self) -> Vec<fleetgate_api::keys::KeyRecord> {
+        let tenant = fleetgate_scopes::TenantId::parse(&self.tenant).unwrap();
+        self.key_store().list_newest_first(&tenant, None, 100).await.unwrap().0
+    }
+
+    /// Every fleet-table item of this tenant (vehicles, templates, inspections, …).
+    pub async fn fleet_items(&self) -> Vec<Value> {
+        self.tenant_items(&self.tables.fleet, "pk").await
     }
 
     pub fn key_store(&self) -> KeyStore {
@@ -178,6 +203,7 @@ fn provisioner_state(client: &Client, tables: &TableNames) -> provisioner::State
         keys: KeyStore::new(client.clone(), tables.keys.clone()),
         audit: AuditLog::new(client.clone(), tables.audit.clone()),
         templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
+        tenants: fleetgate_fleet::tenants::TenantStore::new(client.clone(), tables.fleet.clone()),
         cursors: CursorKeys::fixed("test-secret"),
         environment: Environment::Test,
         authorizer_cache: None,

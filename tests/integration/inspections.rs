@@ -470,7 +470,7 @@ async fn the_audit_trail_reads_newest_first_with_since_and_paging() {
         api.stack.provision(event)
     };
     let first = page(json!({"limit": 2})).await.unwrap();
-    let records = first["records"].as_array().unwrap();
+    let records = first["data"].as_array().unwrap();
     assert_eq!(records.len(), 2);
     assert_eq!(
         (records[0]["action"].clone(), records[0]["outcome"].clone()),
@@ -481,15 +481,12 @@ async fn the_audit_trail_reads_newest_first_with_since_and_paging() {
     assert!(records[0]["at"].as_str().unwrap() >= records[1]["at"].as_str().unwrap());
 
     let second = page(json!({"limit": 2, "cursor": first["next_cursor"]})).await.unwrap();
-    assert_eq!(second["records"][0]["outcome"], "ok");
-    assert_ne!(
-        second["records"][0]["resource_id"], records[1]["resource_id"],
-        "the second page starts after the first"
-    );
+    assert_eq!(second["data"][0]["outcome"], "ok");
+    assert_ne!(second["data"][0]["resource_id"], records[1]["resource_id"], "the second page starts after the first");
     assert!(records[0].get("sk").is_none() && records[0].get("expires_at_epoch").is_none());
 
     let all = page(json!({"limit": 100})).await.unwrap();
-    let actions: Vec<&str> = all["records"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = all["data"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
     // Newest first: the two list_audit reads above, the refused and three accepted posts, the template.
     assert_eq!(
         actions,
@@ -505,9 +502,9 @@ async fn the_audit_trail_reads_newest_first_with_since_and_paging() {
     );
 
     let future = page(json!({"since": "2099-01-01T00:00:00Z"})).await.unwrap();
-    assert_eq!(future["records"], json!([]));
+    assert_eq!(future["data"], json!([]));
     let recent = page(json!({"since": Timestamp::now().minus(time::Duration::minutes(10)).to_string()})).await.unwrap();
-    assert!(recent["records"].as_array().unwrap().len() >= 7);
+    assert!(recent["data"].as_array().unwrap().len() >= 7);
 
     let foreign = Inspections::new().await;
     let err = foreign

@@ -53,12 +53,12 @@ async fn admin_lists_end_exactly_on_a_full_page() {
     for _ in 0..4 {
         stack.create_key(&["vehicles:read"]).await;
     }
-    let (keys, sizes) = stack.walk_admin_list(json!({"action": "list_keys", "limit": 2}), "keys", "key_id").await;
+    let (keys, sizes) = stack.walk_admin_list(json!({"action": "list_keys", "limit": 2}), "data", "key_id").await;
     assert_eq!((keys.len(), sizes), (4, vec![2, 2]));
     // Four create_key and two list_keys records so far (each record has its own request
     // id): newest first in pages of 3. Each list_audit appends its own record after its
     // read, at the head, ahead of the walk.
     let (records, sizes) =
-        stack.walk_admin_list(json!({"action": "list_audit", "limit": 3}), "records", "request_id").await;
+        stack.walk_admin_list(json!({"action": "list_audit", "limit": 3}), "data", "request_id").await;
     assert_eq!((records.len(), sizes), (6, vec![3, 3]));
 }

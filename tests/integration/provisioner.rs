@@ -7,7 +7,9 @@ use fleetgate_api::Timestamp;
 use fleetgate_api::keys::{ApiKey, KeyRecord};
 use fleetgate_scopes::{Environment, ScopeSet, TenantId};
 
-use crate::helpers::{TestStack, authorizer_event};
+use std::collections::BTreeSet;
+
+use crate::helpers::{TestStack, authorizer_event, page_of, walk_pages};
 
 async fn expect_refusal(stack: &TestStack, event: Value, code: &str) -> String {
     match stack.provision(event.clone()).await {
@@ -88,9 +90,20 @@ async fn each_bad_create_request_gets_its_own_error_and_writes_nothing() {
 
     let listed =
         stack.provision(json!({"action": "list_keys", "tenant_id": tenant, "include_revoked": true})).await.unwrap();
-    assert_eq!(listed["keys"], json!([]));
-    // The only audit record is that list itself: no refused action left a trace of a change.
-    assert_eq!(stack.audit_actions().await, ["list_keys"]);
+    assert_eq!(listed["data"], json!([]));
+    // Nothing was created; every refusal of this tenant is on the record with its
+    // error type (those without a valid tenant id or action cannot be filed under one).
+    let outcomes: Vec<(String, String)> =
+        stack.audit_trail().await.into_iter().map(|(action, _, outcome)| (action, outcome)).collect();
+    let mut expected: Vec<(&str, &str)> =
+        ["unknown_scope", "scope_not_available", "scope_not_available", "empty_scopes", "unknown_preset"]
+            .into_iter()
+            .chain(["invalid_field"; 8])
+            .chain(["invalid_request"])
+            .map(|code| ("create_key", code))
+            .collect();
+    expected.push(("list_keys", "ok"));
+    assert_eq!(outcomes, expected.iter().map(|(a, o)| ((*a).to_owned(), (*o).to_owned())).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -168,14 +181,14 @@ async fn store_stale_key(stack: &TestStack) -> String {
         rotated_to: None,
     };
     let audit = fleetgate_api::audit::AuditRecord::new(stale.tenant_id.clone(), None, "seed", None, "ok", "r", 1);
-    stack.key_store().create(&stale, stack.provisioner.audit.put_item(&audit).unwrap()).await.unwrap();
+    stack.key_store().create(&stale, vec![stack.provisioner.audit.put_item(&audit).unwrap()]).await.unwrap();
     stale.key_id
 }
 
 /// The key ids a `list_keys` answer holds, sorted.
 fn listed_ids(listed: &Value) -> Vec<String> {
     let mut ids: Vec<String> =
-        listed["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap().to_owned()).collect();
+        listed["data"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap().to_owned()).collect();
     ids.sort();
     ids
 }
@@ -227,18 +240,33 @@ async fn a_negative_unused_for_days_is_refused() {
 }
 
 #[tokio::test]
-async fn list_keys_pages_through_every_key_once_in_key_id_order() {
+async fn list_keys_pages_through_every_key_once_newest_first() {
     let stack = TestStack::new().await;
     let mut created = Vec::new();
-    for _ in 0..5 {
+    for n in 0..5 {
         created.push(stack.create_key(&["vehicles:read"]).await.1);
+        if n == 1 {
+            // Timestamps are whole seconds: a second apart, the order is certain.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
     }
     stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": created[0]})).await.unwrap();
     let event = json!({"action": "list_keys", "limit": 2, "include_revoked": true});
-    let (seen, sizes) = stack.walk_admin_list(event, "keys", "key_id").await;
+    let (seen, sizes) = stack.walk_admin_list(event, "data", "key_id").await;
     assert_eq!(sizes, vec![2, 2, 1]);
-    created.sort();
-    assert_eq!(seen, created, "every key once, in key id order");
+    let one_page = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "limit": 100, "include_revoked": true}))
+        .await
+        .unwrap();
+    let (in_one_page, _) = page_of(&one_page, "data", "key_id");
+    assert_eq!(seen, in_one_page, "pages follow one order");
+    let created_at: Vec<&str> =
+        one_page["data"].as_array().unwrap().iter().map(|k| k["created_at"].as_str().unwrap()).collect();
+    assert!(created_at.windows(2).all(|pair| pair[0] >= pair[1]), "newest first: {created_at:?}");
+    // The three made after the pause come before the two made before it.
+    let (later, earlier) = seen.split_at(3);
+    assert_eq!(BTreeSet::from_iter(later), BTreeSet::from_iter(&created[2..]));
+    assert_eq!(BTreeSet::from_iter(earlier), BTreeSet::from_iter(&created[..2]));
 }
 
 #[tokio::test]
@@ -331,7 +359,11 @@ async fn rotation_issues_a_twin_and_retires_the_old_key_after_the_grace_period()
     assert!(matches!(denied, Err(authorizer::AuthorizerError::Unauthorized)));
     let newest = again["api_key"].as_str().unwrap();
     assert!(authorizer::handler(&authorizer, authorizer_event(&[("X-API-Key", newest)])).await.is_ok());
-    assert_eq!(stack.audit_actions().await, ["create_key", "rotate_key", "rotate_key"]);
+    let trail: Vec<(String, String)> =
+        stack.audit_trail().await.into_iter().map(|(action, _, outcome)| (action, outcome)).collect();
+    let expected =
+        [("create_key", "ok"), ("rotate_key", "ok"), ("rotate_key", "key_already_rotated"), ("rotate_key", "ok")];
+    assert_eq!(trail, expected.map(|(a, o)| (a.to_owned(), o.to_owned())));
 }
 
 #[tokio::test]
@@ -351,7 +383,7 @@ async fn rotation_refuses_bad_grace_periods_and_revoked_keys() {
         .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true}))
         .await
         .unwrap();
-    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "a refused rotation created no key");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "a refused rotation created no key");
 }
 
 #[tokio::test]
@@ -522,7 +554,7 @@ async fn an_expired_key_cannot_be_rotated() {
     .await;
     assert!(message.contains("expired"), "{message}");
     let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
-    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "no twin was made");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "no twin was made");
 }
 
 #[tokio::test]
@@ -536,7 +568,7 @@ async fn an_old_key_used_recently_is_not_unused() {
     for (key_id, last_used) in [(&recent, Some(hour_ago)), (&idle, None)] {
         let record = stack
             .key_store()
-            .list(&fleetgate_scopes::TenantId::parse(&stack.tenant).unwrap(), None, 100)
+            .list_newest_first(&fleetgate_scopes::TenantId::parse(&stack.tenant).unwrap(), None, 100)
             .await
             .unwrap()
             .0
@@ -563,6 +595,226 @@ async fn an_old_key_used_recently_is_not_unused() {
         .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "unused_for_days": 30}))
         .await
         .unwrap();
-    let ids: Vec<&str> = unused["keys"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = unused["data"].as_array().unwrap().iter().map(|k| k["key_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [idle.as_str()], "only the key unused for 30 days");
+}
+
+#[tokio::test]
+async fn tenants_are_explicit_and_a_key_for_an_unknown_tenant_writes_nothing() {
+    let stack = TestStack::new().await;
+    // The report: a typo ("dmeo") minted a working key for an empty phantom fleet.
+    let typo = format!("{}-typo", stack.tenant);
+    let message = expect_refusal(
+        &stack,
+        json!({"action": "create_key", "tenant_id": typo, "name": "k", "preset": "read-only"}),
+        "tenant_not_found",
+    )
+    .await;
+    assert!(message.contains("create_tenant"), "{message}");
+    let template = json!({"id": "tpl_x", "name": "X", "items": [{"id": "a", "label": "A"}]});
+    expect_refusal(
+        &stack,
+        json!({"action": "put_inspection_template", "tenant_id": typo, "template": template}),
+        "tenant_not_found",
+    )
+    .await;
+    let typo_stack = stack.other_tenant(&typo);
+    assert!(typo_stack.key_items().await.is_empty(), "no key was stored for the phantom tenant");
+    assert!(typo_stack.fleet_items().await.is_empty(), "no template either");
+
+    let created = stack
+        .provision(
+            json!({"action": "create_tenant", "tenant_id": typo, "name": "Typo fleet", "requested_by": "ana@ops"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (created["tenant"]["tenant_id"].clone(), created["tenant"]["name"].clone()),
+        (json!(typo), json!("Typo fleet"))
+    );
+    expect_refusal(&stack, json!({"action": "create_tenant", "tenant_id": typo, "name": "Again"}), "tenant_exists")
+        .await;
+    let got = stack.provision(json!({"action": "get_tenant", "tenant_id": typo})).await.unwrap();
+    assert_eq!(got["tenant"], created["tenant"]);
+    expect_refusal(&stack, json!({"action": "get_tenant", "tenant_id": format!("{typo}-2")}), "tenant_not_found").await;
+    // Now the key can be made; the tenant's creation is on its own trail, with who asked.
+    stack
+        .provision(json!({"action": "create_key", "tenant_id": typo, "name": "k", "preset": "read-only"}))
+        .await
+        .unwrap();
+    let trail = typo_stack.provision(json!({"action": "list_audit", "tenant_id": typo})).await.unwrap();
+    let created_record = trail["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "create_tenant" && r["outcome"] == "ok")
+        .unwrap();
+    assert_eq!(
+        (created_record["requested_by"].clone(), created_record["details"]["name"].clone()),
+        (json!("ana@ops"), json!("Typo fleet"))
+    );
+}
+
+#[tokio::test]
+async fn list_tenants_pages_in_the_api_shape() {
+    let stack = TestStack::new().await;
+    let listed = stack.provision(json!({"action": "list_tenants", "limit": 100})).await.unwrap();
+    let ids: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|t| t["tenant_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&stack.tenant.as_str()), "{ids:?}");
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "tenant id order");
+    assert!(listed.get("next_cursor").is_some());
+    let (walked, _) = walk_pages(|cursor: Option<String>| {
+        let mut event = json!({"action": "list_tenants", "limit": 3});
+        if let Some(cursor) = cursor {
+            event["cursor"] = Value::String(cursor);
+        }
+        let stack = &stack;
+        async move { page_of(&stack.provision(event).await.unwrap(), "data", "tenant_id") }
+    })
+    .await;
+    assert!(walked.contains(&stack.tenant), "paging reaches every tenant");
+}
+
+#[tokio::test]
+async fn revoking_a_rotated_key_also_revokes_its_predecessor_in_grace() {
+    let stack = TestStack::new().await;
+    let authorizer = stack.authorizer();
+    let (first_key, first_id) = stack.create_key(&["inspections:write"]).await;
+    let rotated = stack
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": first_id, "grace_period_hours": 24}),
+        )
+        .await
+        .unwrap();
+    let (second_key, second_id) =
+        (rotated["api_key"].as_str().unwrap().to_owned(), rotated["key"]["key_id"].as_str().unwrap().to_owned());
+    let revoked = stack
+        .provision(
+            json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": second_id, "reason": "device lost",
+                          "requested_by": "ana@ops"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked["revoked_keys"], json!([second_id, first_id]), "the answer names every key it revoked");
+    assert_eq!(revoked["revoked_predecessors"][0]["status"], "revoked");
+    for key in [first_key.as_str(), second_key.as_str()] {
+        let denied = authorizer::handler(&authorizer, authorizer_event(&[("x-api-key", key)])).await;
+        assert!(matches!(denied, Err(authorizer::AuthorizerError::Unauthorized)), "a revoked chain key still works");
+    }
+    let listed = stack
+        .provision(json!({"action": "list_keys", "tenant_id": stack.tenant, "include_revoked": true}))
+        .await
+        .unwrap();
+    let statuses: Vec<&str> =
+        listed["data"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["revoked", "revoked"], "list_keys tells the truth");
+    // Each revocation is its own record, with the reason and what caused it.
+    let trail = stack
+        .provision(json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"action": "revoke_key"}}))
+        .await
+        .unwrap();
+    let records = trail["data"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{trail}");
+    let predecessor = records.iter().find(|r| r["resource_id"] == json!(first_id)).unwrap();
+    assert_eq!(predecessor["details"]["because_of"], json!(second_id));
+    assert!(predecessor["details"]["reason"].as_str().unwrap().ends_with("device lost"));
+    assert_eq!(predecessor["requested_by"], "ana@ops");
+    // Revoking again changes nothing and revokes nothing more.
+    let again =
+        stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": second_id})).await.unwrap();
+    assert_eq!(again["revoked_keys"], json!([]));
+}
+
+#[tokio::test]
+async fn every_invalid_field_of_an_admin_request_is_named_at_once() {
+    let stack = TestStack::new().await;
+    let refused = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": " ", "scopes": ["vehicles:fly"],
+                          "expires_in_days": 0, "environment": "moon"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_field");
+    let message = refused.to_string();
+    for field in ["name: ", "scopes: unknown scope 'vehicles:fly'", "environment: ", "expires_in_days: "] {
+        assert!(message.contains(field), "{field} missing from: {message}");
+    }
+    // One bad field keeps its own type.
+    let one = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "scopes": ["vehicles:fly"]}))
+        .await
+        .unwrap_err();
+    assert_eq!(one.code(), "unknown_scope");
+    assert!(stack.key_items().await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn key_views_name_granted_and_effective_scopes_like_me() {
+    let stack = TestStack::new().await;
+    let created = stack
+        .provision(
+            json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "scopes": ["vehicles:write"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created["key"]["granted_scopes"], json!(["vehicles:write"]));
+    assert_eq!(created["key"]["effective_scopes"], json!(["vehicles:read", "vehicles:write"]));
+    assert_eq!(created["key"]["scopes"], created["key"]["granted_scopes"], "the deprecated name still answers");
+    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!(listed["keys"], listed["data"], "the deprecated list name still answers");
+}
+
+#[tokio::test]
+async fn the_audit_trail_filters_by_action_key_outcome_and_time() {
+    let stack = TestStack::new().await;
+    let (_, first) = stack.create_key(&["vehicles:read"]).await;
+    let (_, second) = stack.create_key(&["vehicles:read"]).await;
+    stack.provision(json!({"action": "revoke_key", "tenant_id": stack.tenant, "key_id": first})).await.unwrap();
+    expect_refusal(&stack, json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": first}), "key_revoked")
+        .await;
+    let list = |filter: Value| {
+        let stack = &stack;
+        async move {
+            let answer = stack
+                .provision(json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": filter, "limit": 100}))
+                .await
+                .unwrap();
+            answer["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {}",
+                        r["action"].as_str().unwrap(),
+                        r["resource_id"].as_str().unwrap_or("-"),
+                        r["outcome"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(json!({"resource_id": first})).await,
+        [format!("rotate_key {first} key_revoked"), format!("revoke_key {first} ok"), format!("create_key {first} ok"),]
+    );
+    assert_eq!(list(json!({"action": "create_key", "resource_id": second})).await, [format!("create_key {second} ok")]);
+    assert_eq!(list(json!({"outcome": "key_revoked"})).await, [format!("rotate_key {first} key_revoked")]);
+    // A window that ends before anything happened holds nothing; one that starts then holds it all.
+    let past = json!({"action": "list_audit", "tenant_id": stack.tenant, "until": "2020-01-01T00:00:00Z"});
+    assert_eq!(stack.provision(past).await.unwrap()["data"], json!([]));
+    let window = json!({"action": "list_audit", "tenant_id": stack.tenant, "since": "2020-01-01T00:00:00Z",
+                        "until": "2999-01-01T00:00:00Z", "filter": {"key_id": null, "action": "create_key"}});
+    assert_eq!(stack.provision(window).await.unwrap()["data"].as_array().unwrap().len(), 2);
+    expect_refusal(
+        &stack,
+        json!({"action": "list_audit", "tenant_id": stack.tenant, "since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}),
+        "invalid_field",
+    )
+    .await;
+    expect_refusal(
+        &stack,
+        json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"colour": "red"}}),
+        "invalid_request",
+    )
+    .await;
 }

@@ -59,13 +59,25 @@ fn audit_attributes() -> Vec<String> {
         "ok",
         "request",
         1,
-    );
+    )
+    .with_details(serde_json::json!({"reason": "r"}), Some("admin"));
     let item =
         serde_dynamo::to_item::<_, std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>(&record)
             .unwrap();
     let mut names: Vec<String> = item.into_keys().collect();
-    let order =
-        ["tenant_id", "sk", "at", "key_id", "action", "resource_id", "outcome", "request_id", "expires_at_epoch"];
+    let order = [
+        "tenant_id",
+        "sk",
+        "at",
+        "key_id",
+        "action",
+        "resource_id",
+        "outcome",
+        "request_id",
+        "details",
+        "requested_by",
+        "expires_at_epoch",
+    ];
     names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
     names
 }
@@ -80,8 +92,12 @@ const AUTHORIZER_CACHE: &str =
 fn expected() -> BTreeMap<&'static str, Grants> {
     let audit = || conditional(&[(&["PutItem"], &[AUDIT])], &audit_record_only());
     let mut provisioner = grants(&[
-        (&["GetItem", "PutItem", "UpdateItem", "Query"], &[KEYS, "${KeysTable.Arn}/index/tenant-keys"]),
-        (&["GetItem", "PutItem"], &[FLEET]),
+        (
+            &["GetItem", "PutItem", "UpdateItem", "Query"],
+            &[KEYS, "${KeysTable.Arn}/index/tenant-keys", "${KeysTable.Arn}/index/tenant-keys-by-creation"],
+        ),
+        (&["GetItem", "PutItem", "ConditionCheckItem"], &[FLEET]),
+        (&["Query"], &["${FleetTable.Arn}/index/gsi1"]),
         (&["Query"], &[AUDIT]),
     ]);
     provisioner.extend(audit());

@@ -2,17 +2,17 @@
 //! and each write carries its audit record in the same transaction.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::Duration;
 
 use fleetgate_api::Timestamp;
-use fleetgate_api::audit::AuditRecord;
 use fleetgate_api::dynamo::DbError;
 use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, new_public_id};
-use fleetgate_api::list::{MAX_LIMIT, query_identity};
+use fleetgate_api::list::query_identity;
 use fleetgate_scopes::{Environment, Preset, ScopeSet, TenantId};
 
-use crate::{KeyView, ProvisionError, State, cursor_signer, page_limit, page_start};
+use crate::error::Checks;
+use crate::{Ctx, KeyView, ProvisionError, State, cursor_signer, list_answer, page_limit, page_start};
 
 type Result<T, E = ProvisionError> = std::result::Result<T, E>;
 
@@ -25,6 +25,8 @@ const MAX_GRACE_HOURS: i64 = 168;
 /// What a `list_keys` cursor holds: the last key id of the page.
 const CURSOR_KEY_ID: &str = "after_key_id";
 const DEFAULT_GRACE_HOURS: i64 = 24;
+/// How far back a revocation follows `rotated_from` (rotations in grace at once).
+const MAX_PREDECESSORS: usize = 10;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,49 +84,57 @@ struct IssuedKey<'a> {
     previous_key: Option<KeyView>,
 }
 
-pub async fn create_key(state: &State, input: CreateKey, request_id: &str) -> Result<Value> {
+/// Every field is checked before anything is written, and every invalid one is
+/// reported at once; the tenant must exist (checked in the write's transaction).
+pub async fn create_key(state: &State, input: CreateKey, ctx: &Ctx) -> Result<Value> {
     let now = Timestamp::now();
-    let tenant_id = TenantId::parse(&input.tenant_id)?;
-    let name = bounded_text("name", &input.name, MAX_NAME_CHARS)?;
-    if name.is_empty() {
-        return Err(ProvisionError::field("name", "must not be empty"));
-    }
+    let mut checks = Checks::default();
+    let tenant_id = checks.take(TenantId::parse(&input.tenant_id).map_err(ProvisionError::from));
+    let name = checks.take(required_text("name", &input.name, MAX_NAME_CHARS));
     let description =
-        input.description.as_deref().map(|d| bounded_text("description", d, MAX_TEXT_CHARS)).transpose()?;
-    let scopes = granted_scopes(input.scopes, input.preset)?;
-    let environment = match input.environment.as_deref() {
-        None => state.environment,
-        Some(text) => {
-            let environment: Environment =
-                text.parse().map_err(|_| ProvisionError::field("environment", "must be 'live' or 'test'"))?;
-            if environment != state.environment {
-                return Err(ProvisionError::field(
-                    "environment",
-                    format!("this deployment issues {} keys only", state.environment),
-                ));
-            }
-            environment
-        }
+        checks.take(input.description.as_deref().map(|d| bounded_text("description", d, MAX_TEXT_CHARS)).transpose());
+    let preset = input.preset.clone();
+    let scopes = checks.take(granted_scopes(input.scopes, input.preset));
+    let environment = checks.take(requested_environment(input.environment.as_deref(), state.environment));
+    let expires_at = checks.take(expiry(input.expires_at.as_deref(), input.expires_in_days, now));
+    checks.finish()?;
+    let (Some(tenant_id), Some(name), Some(description), Some(scopes), Some(environment), Some(expires_at)) =
+        (tenant_id, name, description, scopes, environment, expires_at)
+    else {
+        unreachable!("every check passed");
     };
-    let expires_at = expiry(input.expires_at.as_deref(), input.expires_in_days, now)?;
 
     let (api_key, record) = new_key(tenant_id, name, description, environment, scopes, now, expires_at, None);
-    let audit = audit_record(state, &record, "create_key", request_id);
-    state.keys.create(&record, state.audit.put_item(&audit)?).await?;
+    let details = json!({"name": record.name, "granted_scopes": record.scopes, "preset": preset,
+                         "environment": record.environment, "expires_at": record.expires_at});
+    let audit = ctx.audit(state, &record.tenant_id, "create_key", Some(&record.key_id), "ok", details);
+    let also = vec![state.audit.put_item(&audit)?, state.tenants.must_exist(&record.tenant_id)?];
+    match state.keys.create(&record, also).await {
+        Ok(()) => {}
+        // [key, audit, tenant check]: the tenant does not exist.
+        Err(err) if err.condition_failed_at(2) => {
+            return Err(ProvisionError::TenantNotFound(record.tenant_id.to_string()));
+        }
+        Err(err) => return Err(err.into()),
+    }
     issued(&api_key, KeyView::of(record, now), None)
 }
 
-pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Result<Value> {
+/// A tenant's keys, newest first.
+pub async fn list_keys(state: &State, input: ListKeys, ctx: &Ctx) -> Result<Value> {
     let now = Timestamp::now();
-    let tenant_id = TenantId::parse(&input.tenant_id)?;
-    let unused_since = match input.unused_for_days {
-        None => None,
-        Some(days) if (1..=MAX_LIFETIME_DAYS).contains(&days) => Some(now.minus(Duration::days(days))),
-        Some(_) => {
-            return Err(ProvisionError::field("unused_for_days", format!("must be 1 to {MAX_LIFETIME_DAYS}")));
-        }
+    let mut checks = Checks::default();
+    let tenant_id = checks.take(TenantId::parse(&input.tenant_id).map_err(ProvisionError::from));
+    let unused_since = checks.take(match input.unused_for_days {
+        None => Ok(None),
+        Some(days) if (1..=MAX_LIFETIME_DAYS).contains(&days) => Ok(Some(now.minus(Duration::days(days)))),
+        Some(_) => Err(ProvisionError::field("unused_for_days", format!("must be 1 to {MAX_LIFETIME_DAYS}"))),
+    });
+    let limit = checks.take(page_limit(input.limit));
+    checks.finish()?;
+    let (Some(tenant_id), Some(unused_since), Some(limit)) = (tenant_id, unused_since, limit) else {
+        unreachable!("every check passed");
     };
-    let limit = page_limit(input.limit, MAX_LIMIT)?;
     // Filters are applied to each page read, so a page may hold fewer than `limit` keys.
     let unused_text = input.unused_for_days.map(|days| days.to_string());
     let query = query_identity(
@@ -135,13 +145,19 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
             ("unused_for_days", unused_text.as_deref()),
         ],
     );
+    // The cursor names the last key of the previous page by its public id; the page
+    // resumes after that key's record (its hash, needed by DynamoDB, never leaves here).
     let after = match page_start(state, &query, input.cursor.as_deref(), "key list").await? {
         None => None,
         Some(mut position) => {
-            Some(position.remove(CURSOR_KEY_ID).ok_or_else(|| ProvisionError::field("cursor", "malformed"))?)
+            let key_id = position.remove(CURSOR_KEY_ID).ok_or_else(|| ProvisionError::field("cursor", "malformed"))?;
+            Some(state.keys.find_by_id(&tenant_id, &key_id).await?.ok_or_else(|| {
+                ProvisionError::field("cursor", "the key it resumes after is gone; list from the start")
+            })?)
         }
     };
-    let (records, last) = state.keys.list(&tenant_id, after.as_deref(), limit).await?;
+    let (records, more) = state.keys.list_newest_first(&tenant_id, after.as_ref(), limit).await?;
+    let last_key_id = more.then(|| records.last().map(|key| key.key_id.clone())).flatten();
     let keys: Vec<KeyView> = records
         .into_iter()
         .filter(|key| input.include_revoked || key.revoked_at.is_none())
@@ -150,39 +166,86 @@ pub async fn list_keys(state: &State, input: ListKeys, request_id: &str) -> Resu
         .map(|key| KeyView::of(key, now))
         .collect();
     let signer = cursor_signer(state).await?;
-    let next_cursor = last.map(|key_id| signer.encode(&query, &[(CURSOR_KEY_ID.to_owned(), key_id)].into()));
-    let audit = AuditRecord::new(tenant_id, None, "list_keys", None, "ok", request_id, state.audit.retention_days());
+    let next_cursor = last_key_id.map(|key_id| signer.encode(&query, &[(CURSOR_KEY_ID.to_owned(), key_id)].into()));
+    let audit = ctx.audit(state, &tenant_id, "list_keys", None, "ok", Value::Null);
     state.audit.append(&audit).await?;
-    Ok(serde_json::json!({ "keys": keys, "next_cursor": next_cursor }))
+    Ok(list_answer(&keys, next_cursor, Some("keys")))
 }
 
-pub async fn get_key(state: &State, input: GetKey, request_id: &str) -> Result<Value> {
+pub async fn get_key(state: &State, input: GetKey, ctx: &Ctx) -> Result<Value> {
     let record = find(state, &input.tenant_id, &input.key_id).await?;
-    let audit = audit_record(state, &record, "get_key", request_id);
+    let audit = ctx.audit(state, &record.tenant_id, "get_key", Some(&record.key_id), "ok", Value::Null);
     state.audit.append(&audit).await?;
-    Ok(serde_json::json!({ "key": KeyView::of(record, Timestamp::now()) }))
+    Ok(json!({ "key": KeyView::of(record, Timestamp::now()) }))
 }
 
-/// Idempotent: revoking a revoked key returns it unchanged.
-pub async fn revoke_key(state: &State, input: RevokeKey, request_id: &str) -> Result<Value> {
+/// Idempotent: revoking a revoked key returns it unchanged. Also revokes the keys
+/// it replaced by rotation that still work (in their grace period): a lost device's
+/// key must not live on through its predecessor. `revoked_keys` lists every key
+/// this call revoked.
+pub async fn revoke_key(state: &State, input: RevokeKey, ctx: &Ctx) -> Result<Value> {
     let now = Timestamp::now();
     let reason = input.reason.as_deref().map(|r| bounded_text("reason", r, MAX_TEXT_CHARS)).transpose()?;
     let mut record = find(state, &input.tenant_id, &input.key_id).await?;
-    if record.revoked_at.is_none() {
-        let audit = audit_record(state, &record, "revoke_key", request_id);
-        match state.keys.revoke(&record, now, reason.as_deref(), state.audit.put_item(&audit)?).await {
-            Ok(()) => {
-                record.revoked_at = Some(now);
-                record.revoke_reason = reason;
+    let mut revoked = Vec::new();
+    if revoke_one(state, ctx, &mut record, now, reason.as_deref(), None).await? {
+        revoked.push(record.key_id.clone());
+    }
+    // Predecessors still in their grace period: revoked too, each with its own record.
+    let mut predecessors = Vec::new();
+    let mut previous = record.rotated_from.clone();
+    while let Some(key_id) = previous.take() {
+        if predecessors.len() >= MAX_PREDECESSORS {
+            break;
+        }
+        let Some(mut older) = state.keys.find_by_id(&record.tenant_id, &key_id).await? else { break };
+        previous = older.rotated_from.clone();
+        if older.status(now) == KeyStatus::Active {
+            let why = format!("predecessor of revoked key {}", record.key_id);
+            let why = match &reason {
+                Some(reason) => format!("{why}: {reason}"),
+                None => why,
+            };
+            if revoke_one(state, ctx, &mut older, now, Some(&why), Some(&record.key_id)).await? {
+                revoked.push(older.key_id.clone());
+                predecessors.push(KeyView::of(older, now));
             }
-            // Revoked concurrently: report the stored state.
-            Err(err) if err.is_condition_failure() => record = find(state, &input.tenant_id, &input.key_id).await?,
-            Err(err) => return Err(err.into()),
         }
     }
-    // Cached Allow results would keep the key working for up to the cache TTL.
+    // Cached Allow results would keep the keys working for up to the cache TTL.
     let flushed = flush_authorizer_cache(state).await;
-    Ok(serde_json::json!({ "key": KeyView::of(record, now), "authorizer_cache_flushed": flushed }))
+    Ok(json!({ "key": KeyView::of(record, now), "revoked_predecessors": predecessors, "revoked_keys": revoked,
+               "authorizer_cache_flushed": flushed }))
+}
+
+/// Revokes `record` with its audit record; `false` if it was revoked already
+/// (then `record` is re-read: someone else's revocation stands).
+async fn revoke_one(
+    state: &State,
+    ctx: &Ctx,
+    record: &mut KeyRecord,
+    now: Timestamp,
+    reason: Option<&str>,
+    because_of: Option<&str>,
+) -> Result<bool> {
+    if record.revoked_at.is_some() {
+        return Ok(false);
+    }
+    let details = json!({"reason": reason, "because_of": because_of});
+    let audit = ctx.audit(state, &record.tenant_id, "revoke_key", Some(&record.key_id), "ok", details);
+    match state.keys.revoke(record, now, reason, state.audit.put_item(&audit)?).await {
+        Ok(()) => {
+            record.revoked_at = Some(now);
+            record.revoke_reason = reason.map(str::to_owned);
+            Ok(true)
+        }
+        // Revoked concurrently: report the stored state.
+        Err(err) if err.is_condition_failure() => {
+            *record = state.keys.find_by_id(&record.tenant_id, &record.key_id).await?.unwrap_or(record.clone());
+            Ok(false)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Flushes API Gateway's authorizer cache where the stack has one; `false` if not configured or it failed.
@@ -195,7 +258,7 @@ async fn flush_authorizer_cache(state: &State) -> bool {
 
 /// Issues a replacement with the same tenant, name, description, scopes and
 /// lifetime; the old key keeps working for the grace period, then expires.
-pub async fn rotate_key(state: &State, input: RotateKey, request_id: &str) -> Result<Value> {
+pub async fn rotate_key(state: &State, input: RotateKey, ctx: &Ctx) -> Result<Value> {
     let now = Timestamp::now();
     let grace_hours = input.grace_period_hours.unwrap_or(DEFAULT_GRACE_HOURS);
     if !(0..=MAX_GRACE_HOURS).contains(&grace_hours) {
@@ -226,7 +289,9 @@ pub async fn rotate_key(state: &State, input: RotateKey, request_id: &str) -> Re
     );
     let grace_end = now.plus(Duration::hours(grace_hours));
     let old_expires_at = old.expires_at.map_or(grace_end, |at| at.min(grace_end));
-    let audit = audit_record(state, &new, "rotate_key", request_id);
+    let details = json!({"grace_period_hours": grace_hours, "rotated_from": old.key_id,
+                         "previous_key_expires_at": old_expires_at});
+    let audit = ctx.audit(state, &new.tenant_id, "rotate_key", Some(&new.key_id), "ok", details);
     match state.keys.rotate(&old, &new, old_expires_at, state.audit.put_item(&audit)?).await {
         Ok(()) => {}
         Err(err) if err.is_condition_failure() => {
@@ -297,8 +362,28 @@ fn expiry(expires_at: Option<&str>, expires_in_days: Option<i64>, now: Timestamp
     }
 }
 
+/// As [`bounded_text`], and not empty.
+pub(crate) fn required_text(field: &'static str, text: &str, max_chars: usize) -> Result<String> {
+    let text = bounded_text(field, text, max_chars)?;
+    if text.is_empty() {
+        return Err(ProvisionError::field(field, "must not be empty"));
+    }
+    Ok(text)
+}
+
+/// The environment a new key is for: this deployment's (a key of another could never be used here).
+fn requested_environment(requested: Option<&str>, deployment: Environment) -> Result<Environment> {
+    let Some(text) = requested else { return Ok(deployment) };
+    let environment: Environment =
+        text.parse().map_err(|_| ProvisionError::field("environment", "must be 'live' or 'test'"))?;
+    if environment != deployment {
+        return Err(ProvisionError::field("environment", format!("this deployment issues {deployment} keys only")));
+    }
+    Ok(environment)
+}
+
 /// Trims `text` and checks its length and that it has no control characters.
-fn bounded_text(field: &'static str, text: &str, max_chars: usize) -> Result<String> {
+pub(crate) fn bounded_text(field: &'static str, text: &str, max_chars: usize) -> Result<String> {
     let text = text.trim();
     if text.chars().count() > max_chars {
         return Err(ProvisionError::field(field, format!("must be at most {max_chars} characters")));
@@ -341,31 +426,17 @@ fn new_key(
     (api_key, record)
 }
 
-fn audit_record(state: &State, record: &KeyRecord, action: &str, request_id: &str) -> AuditRecord {
-    AuditRecord::new(
-        record.tenant_id.clone(),
-        None,
-        action,
-        Some(record.key_id.clone()),
-        "ok",
-        request_id,
-        state.audit.retention_days(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn scopes_xor_preset() {
-        assert!(matches!(granted_scopes(None, None), Err(ProvisionError::InvalidField { field: "scopes", .. })));
-        assert!(matches!(
-            granted_scopes(Some(vec!["vehicles:read".into()]), Some("read-only".into())),
-            Err(ProvisionError::InvalidField { .. })
-        ));
+        let code = |result: Result<ScopeSet>| result.unwrap_err().code();
+        assert_eq!(code(granted_scopes(None, None)), "invalid_field");
+        assert_eq!(code(granted_scopes(Some(vec!["vehicles:read".into()]), Some("read-only".into()))), "invalid_field");
         let many = vec!["vehicles:read".to_owned(); 10_000];
-        assert!(matches!(granted_scopes(Some(many), None), Err(ProvisionError::InvalidField { .. })));
+        assert_eq!(code(granted_scopes(Some(many), None)), "invalid_field");
         assert_eq!(granted_scopes(None, Some("full-fleet".into())).unwrap(), Preset::FullFleet.scopes());
     }
 

@@ -7,6 +7,8 @@ mod actions;
 mod admin;
 mod cache;
 mod error;
+pub mod payload;
+mod tenants;
 mod view;
 
 use lambda_runtime::{Error, LambdaEvent};
@@ -14,27 +16,74 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use fleetgate_api::ApiError;
-use fleetgate_api::audit::AuditLog;
+use fleetgate_api::audit::{AuditLog, AuditRecord};
 use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::keys::KeyStore;
 use fleetgate_api::list::{CursorSigner, MAX_LIMIT, Position};
 use fleetgate_fleet::templates::TemplateStore;
-use fleetgate_scopes::Environment;
+use fleetgate_fleet::tenants::TenantStore;
+use fleetgate_scopes::{Environment, TenantId};
 
 pub use cache::AuthorizerCache;
-pub use error::ProvisionError;
+pub use error::{ERROR_TYPES, ProvisionError};
 pub use view::KeyView;
 
 /// Every action the provisioner understands.
-pub const ACTIONS: [&str; 7] =
-    ["create_key", "list_keys", "get_key", "revoke_key", "rotate_key", "put_inspection_template", "list_audit"];
+pub const ACTIONS: [&str; 10] = [
+    "create_tenant",
+    "get_tenant",
+    "list_tenants",
+    "create_key",
+    "list_keys",
+    "get_key",
+    "revoke_key",
+    "rotate_key",
+    "put_inspection_template",
+    "list_audit",
+];
+
+/// The longest `requested_by` kept.
+const MAX_REQUESTED_BY_CHARS: usize = 200;
+
+/// What every action knows about its invocation.
+#[derive(Clone, Debug)]
+pub(crate) struct Ctx {
+    pub request_id: String,
+    /// Who the admin says they are: recorded, never verified (CloudTrail has the real caller).
+    pub requested_by: Option<String>,
+}
+
+impl Ctx {
+    /// The audit record of `action` on `tenant_id` with `details`.
+    pub fn audit(
+        &self,
+        state: &State,
+        tenant_id: &TenantId,
+        action: &str,
+        resource_id: Option<&str>,
+        outcome: &str,
+        details: Value,
+    ) -> AuditRecord {
+        AuditRecord::new(
+            tenant_id.clone(),
+            None,
+            action,
+            resource_id.map(str::to_owned),
+            outcome,
+            &self.request_id,
+            state.audit.retention_days(),
+        )
+        .with_details(details, self.requested_by.as_deref())
+    }
+}
 
 /// What the function keeps across invocations.
 pub struct State {
     pub keys: KeyStore,
     pub audit: AuditLog,
     pub templates: TemplateStore,
+    pub tenants: TenantStore,
     /// Signs `list_keys` and `list_audit` cursors.
     pub cursors: CursorKeys,
     /// The environment this deployment issues keys for (and its authorizer accepts).
@@ -50,7 +99,8 @@ impl State {
         Ok(State {
             keys: KeyStore::from_env(client.clone())?,
             audit: AuditLog::from_env(client.clone())?,
-            templates: TemplateStore::from_env(client)?,
+            templates: TemplateStore::from_env(client.clone())?,
+            tenants: TenantStore::from_env(client)?,
             cursors: CursorKeys::from_env()?,
             environment,
             authorizer_cache: AuthorizerCache::from_env(),
@@ -58,9 +108,9 @@ impl State {
     }
 }
 
-/// A list action's `limit`: `default` when absent, else 1 to 100.
-fn page_limit(limit: Option<i32>, default: i32) -> Result<i32, ProvisionError> {
-    let limit = limit.unwrap_or(default);
+/// A list action's `limit`: 25 when absent (as the HTTP lists), else 1 to 100.
+fn page_limit(limit: Option<i32>) -> Result<i32, ProvisionError> {
+    let limit = limit.unwrap_or(fleetgate_api::list::DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ProvisionError::field("limit", format!("must be 1 to {MAX_LIMIT}")));
     }
@@ -89,6 +139,16 @@ async fn cursor_signer(state: &State) -> Result<CursorSigner, ProvisionError> {
     state.cursors.signer().await.map_err(cursor_key_error)
 }
 
+/// A list answer in the API's shape, `{"data": [...], "next_cursor": ...}`; `also_as`
+/// repeats `data` under a list's old name (`keys`, `records`) while it is deprecated.
+fn list_answer<T: serde::Serialize>(data: &[T], next_cursor: Option<String>, also_as: Option<&str>) -> Value {
+    let mut answer = serde_json::json!({ "data": data, "next_cursor": next_cursor });
+    if let Some(old_name) = also_as {
+        answer[old_name] = answer["data"].clone();
+    }
+    answer
+}
+
 /// The cursor secret could not be read: as transient as DynamoDB being away.
 fn cursor_key_error(err: ApiError) -> ProvisionError {
     match err {
@@ -101,7 +161,9 @@ fn cursor_key_error(err: ApiError) -> ProvisionError {
 pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, ProvisionError> {
     let request_id = event.context.request_id;
     let Value::Object(mut args) = event.payload else {
-        return Err(ProvisionError::InvalidRequest("the event must be a JSON object with an \"action\" field".into()));
+        return Err(ProvisionError::InvalidRequest(
+            "the event must be a JSON object with an \"action\" field, e.g. {\"action\": \"list_tenants\"}".into(),
+        ));
     };
     let action = match args.remove("action") {
         Some(Value::String(action)) => action,
@@ -110,24 +172,71 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
             return Err(ProvisionError::InvalidRequest(format!("\"action\" is required; valid actions are: {valid}")));
         }
     };
-    let args = Value::Object(args);
-    let result = match action.as_str() {
-        "create_key" => actions::create_key(state, parse(args)?, &request_id).await,
-        "list_keys" => actions::list_keys(state, parse(args)?, &request_id).await,
-        "get_key" => actions::get_key(state, parse(args)?, &request_id).await,
-        "revoke_key" => actions::revoke_key(state, parse(args)?, &request_id).await,
-        "rotate_key" => actions::rotate_key(state, parse(args)?, &request_id).await,
-        "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &request_id).await,
-        "list_audit" => admin::list_audit(state, parse(args)?, &request_id).await,
-        other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),
+    let requested_by = match args.remove("requested_by") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(who))
+            if who.chars().count() <= MAX_REQUESTED_BY_CHARS && !who.chars().any(char::is_control) =>
+        {
+            Some(who.trim().to_owned())
+        }
+        Some(_) => {
+            return Err(ProvisionError::field(
+                "requested_by",
+                format!("must be a string of at most {MAX_REQUESTED_BY_CHARS} characters"),
+            ));
+        }
     };
+    let ctx = Ctx { request_id, requested_by };
+    // For the record of a refusal: the tenant and the key or template it was about.
+    let tenant = args.get("tenant_id").and_then(Value::as_str).and_then(|t| TenantId::parse(t).ok());
+    let resource = ["key_id", "template"].iter().find_map(|field| match args.get(*field) {
+        Some(Value::String(id)) => Some(id.chars().take(64).collect::<String>()),
+        Some(Value::Object(template)) => {
+            template.get("id").and_then(Value::as_str).map(|id| id.chars().take(64).collect())
+        }
+        _ => None,
+    });
+    let args = Value::Object(args);
+    // In a block of its own so a malformed event (`parse`) is a refusal like the others.
+    let result = async {
+        match action.as_str() {
+            "create_tenant" => tenants::create_tenant(state, parse(args)?, &ctx).await,
+            "get_tenant" => tenants::get_tenant(state, parse(args)?, &ctx).await,
+            "list_tenants" => tenants::list_tenants(state, parse(args)?, &ctx).await,
+            "create_key" => actions::create_key(state, parse(args)?, &ctx).await,
+            "list_keys" => actions::list_keys(state, parse(args)?, &ctx).await,
+            "get_key" => actions::get_key(state, parse(args)?, &ctx).await,
+            "revoke_key" => actions::revoke_key(state, parse(args)?, &ctx).await,
+            "rotate_key" => actions::rotate_key(state, parse(args)?, &ctx).await,
+            "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &ctx).await,
+            "list_audit" => admin::list_audit(state, parse(args)?, &ctx).await,
+            other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),
+        }
+    }
+    .await;
     match &result {
         Ok(_) => tracing::info!(action = %action, "provisioning action done"),
-        Err(err) if matches!(err, ProvisionError::Internal(_) | ProvisionError::Unavailable(_)) => {
+        Err(err) if !err.is_refusal() => {
             tracing::error!(action = %action, code = err.code(), error = ?err, "provisioning action failed")
         }
         Err(err) => {
-            tracing::info!(action = %action, code = err.code(), "provisioning action refused")
+            tracing::info!(action = %action, code = err.code(), "provisioning action refused");
+            // Refused actions are on the record too, under the tenant they named (when
+            // it is a valid tenant id: the trail is partitioned by tenant).
+            if let (Some(tenant), true) = (&tenant, crate::ACTIONS.contains(&action.as_str())) {
+                let message: String = err.to_string().chars().take(500).collect();
+                let record = ctx.audit(
+                    state,
+                    tenant,
+                    &action,
+                    resource.as_deref(),
+                    err.code(),
+                    serde_json::json!({"error": message}),
+                );
+                if let Err(audit_err) = state.audit.append(&record).await {
+                    tracing::error!(action = %action, error = %audit_err, "could not audit a refused action");
+                }
+            }
         }
     }
     result

@@ -13,8 +13,11 @@ pub struct KeyView {
     pub name: String,
     pub description: Option<String>,
     pub environment: Environment,
-    pub scopes: ScopeSet,
+    /// The scopes granted at creation, named as `GET /me` names them.
+    pub granted_scopes: ScopeSet,
     pub effective_scopes: ScopeSet,
+    /// Deprecated: the same as `granted_scopes` (kept so existing scripts work).
+    pub scopes: ScopeSet,
     /// `…` and the key's last four characters.
     pub hint: String,
     pub status: KeyStatus,
@@ -38,6 +41,7 @@ impl KeyView {
             name: record.name,
             description: record.description,
             environment: record.environment,
+            granted_scopes: record.scopes.clone(),
             scopes: record.scopes,
             created_at: record.created_at,
             expires_at: record.expires_at,

@@ -71,11 +71,13 @@ async fn run(command: &str) -> Result<(), Error> {
     let state = provisioner::State {
         keys: KeyStore::new(client.clone(), names.keys.clone()),
         audit: AuditLog::new(client.clone(), names.audit.clone()),
-        templates: TemplateStore::new(client, names.fleet.clone()),
+        templates: TemplateStore::new(client.clone(), names.fleet.clone()),
+        tenants: fleetgate_fleet::tenants::TenantStore::new(client, names.fleet.clone()),
         cursors: CursorKeys::from_env()?,
         environment: fleetgate_api::dynamo::deployment_environment()?,
         authorizer_cache: None,
     };
+    create_demo_tenant(&state).await?;
     seed_vehicles(&vehicles, &state.audit).await?;
     seed_templates(&state).await?;
     let full_fleet = create_demo_key(&state, "demo-full-fleet", "full-fleet").await?;
@@ -168,6 +170,17 @@ async fn seed_templates(state: &provisioner::State) -> Result<(), Error> {
     }
     eprintln!("==> demo inspection templates: tpl_pretrip, tpl_posttrip");
     Ok(())
+}
+
+/// The demo tenant, made as an admin would (`create_tenant`); already there on a re-run.
+async fn create_demo_tenant(state: &provisioner::State) -> Result<(), Error> {
+    let event =
+        json!({"action": "create_tenant", "tenant_id": DEMO_TENANT, "name": "Demo fleet", "requested_by": "make dev"});
+    match provisioner::handler(state, LambdaEvent::new(event, Context::default())).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.code() == "tenant_exists" => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 async fn create_demo_key(state: &provisioner::State, name: &str, preset: &str) -> Result<String, Error> {

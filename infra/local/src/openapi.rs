@@ -288,7 +288,7 @@ fn operation(route: &Route) -> Value {
                 query("vehicle_id", id("veh_"), "Only this vehicle's inspections."),
                 query("outcome", json!({"type": "string", "enum": ["pass", "fail"]}), "Only this outcome."),
                 query("performed_after", timestamp_input(""), "Inclusive."),
-                query("performed_before", timestamp_input(""), "Exclusive."),
+                query("performed_before", timestamp_input(""), "Exclusive; later than `performed_after` (else 400)."),
             ]);
             shape(params, None, ok("200", "InspectionPage"), vec![])
         }

@@ -35,6 +35,14 @@ pub struct AuditRecord {
     /// `ok`, or the problem code of a refused request.
     pub outcome: String,
     pub request_id: String,
+    /// What an admin action did beyond its name: scopes granted, reason, grace,
+    /// the keys a revocation also ended, the error of a refused action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+    /// Who the admin says they are (`requested_by` of the event). The provisioner
+    /// cannot verify it: the caller's real identity is in CloudTrail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// DynamoDB TTL attribute (epoch seconds).
     pub expires_at_epoch: i64,
 }
@@ -59,8 +67,41 @@ impl AuditRecord {
             resource_id,
             outcome: outcome.into(),
             request_id: request_id.into(),
+            details: None,
+            requested_by: None,
             expires_at_epoch: at.plus(time::Duration::days(retention_days)).unix_seconds(),
         }
+    }
+
+    /// With `details` (an object) and the admin's own `requested_by`.
+    pub fn with_details(mut self, details: serde_json::Value, requested_by: Option<&str>) -> AuditRecord {
+        self.details = Some(details).filter(|d| d.as_object().is_some_and(|o| !o.is_empty()));
+        self.requested_by = requested_by.map(str::to_owned);
+        self
+    }
+}
+
+/// What `list_audit` may filter on besides time: each given member must equal the
+/// record's (applied by DynamoDB after the key condition, so it costs reads, not answers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub key_id: Option<String>,
+    pub resource_id: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl AuditFilter {
+    fn members(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("action", self.action.as_deref()),
+            ("key_id", self.key_id.as_deref()),
+            ("resource_id", self.resource_id.as_deref()),
+            ("outcome", self.outcome.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect()
     }
 }
 
@@ -113,11 +154,14 @@ impl AuditLog {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// One page of a tenant's trail, newest first, optionally only records at or after `since`.
+    /// One page of a tenant's trail, newest first: records at or after `since` and
+    /// before `until`, matching `filter`.
     pub async fn list(
         &self,
         tenant_id: &TenantId,
         since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        filter: &AuditFilter,
         limit: i32,
         start: Option<&Position>,
     ) -> Result<(Vec<AuditRecord>, Option<Position>), DbError> {
@@ -127,12 +171,34 @@ impl AuditLog {
             .table_name(&self.table)
             .scan_index_forward(false)
             .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?);
-        query = match since {
-            None => query.key_condition_expression("tenant_id = :tenant"),
-            Some(since) => query
+        // Sort keys start with the time to the microsecond: `since`'s second sorts first, `until`'s is excluded.
+        let since = since.map(Timestamp::sort_key);
+        let until = until.map(Timestamp::sort_key);
+        query = match (&since, &until) {
+            (None, None) => query.key_condition_expression("tenant_id = :tenant"),
+            (Some(since), None) => query
                 .key_condition_expression("tenant_id = :tenant AND sk >= :since")
-                .expression_attribute_values(":since", serde_dynamo::to_attribute_value(since.sort_key())?),
+                .expression_attribute_values(":since", serde_dynamo::to_attribute_value(since)?),
+            (None, Some(until)) => query
+                .key_condition_expression("tenant_id = :tenant AND sk < :until")
+                .expression_attribute_values(":until", serde_dynamo::to_attribute_value(until)?),
+            (Some(since), Some(until)) => query
+                .key_condition_expression("tenant_id = :tenant AND sk BETWEEN :since AND :until")
+                .expression_attribute_values(":since", serde_dynamo::to_attribute_value(since)?)
+                // BETWEEN is inclusive, but no sort key equals `until`'s: each ends in `#<audit id>`.
+                .expression_attribute_values(":until", serde_dynamo::to_attribute_value(until)?),
         };
+        let members = filter.members();
+        if !members.is_empty() {
+            let mut conditions = Vec::new();
+            for (index, (name, value)) in members.into_iter().enumerate() {
+                conditions.push(format!("#f{index} = :f{index}"));
+                query = query
+                    .expression_attribute_names(format!("#f{index}"), name)
+                    .expression_attribute_values(format!(":f{index}"), serde_dynamo::to_attribute_value(value)?);
+            }
+            query = query.filter_expression(conditions.join(" AND "));
+        }
         query_page(query, &["tenant_id", "sk"], limit, start).await
     }
 

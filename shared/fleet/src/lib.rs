@@ -5,6 +5,7 @@
 
 pub mod inspections;
 pub mod templates;
+pub mod tenants;
 pub mod vehicles;
 
 /// The fleet table's keys and indexes (as defined in `infra/template.yaml`).

@@ -175,7 +175,7 @@ impl TemplateStore {
         &self,
         tenant: &TenantId,
         input: TemplateInput,
-        audit: TransactWriteItem,
+        also: Vec<TransactWriteItem>,
     ) -> Result<Template, DbError> {
         let current = self.get(tenant, &input.id).await?;
         let template = Template::next_version(input, current.as_ref(), Timestamp::now());
@@ -189,7 +189,10 @@ impl TemplateStore {
                 .expression_attribute_values(":read", serde_dynamo::to_attribute_value(current.version)?),
         };
         let put = put.build().map_err(|e| DbError::Failed(Box::new(e)))?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().put(put).build(), audit]).await?;
+        // `also`: the audit record and the tenant's existence check, in the same transaction.
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(also);
+        transact_write(&self.client, items).await?;
         Ok(record.template)
     }
 

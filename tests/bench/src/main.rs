@@ -144,12 +144,14 @@ async fn seed(client: &aws_sdk_dynamodb::Client, emulator: &str) -> Result<Seed,
         keys: KeyStore::new(client.clone(), tables.keys.clone()),
         audit: AuditLog::new(client.clone(), tables.audit.clone()),
         templates: TemplateStore::new(client.clone(), tables.fleet.clone()),
+        tenants: fleetgate_fleet::tenants::TenantStore::new(client.clone(), tables.fleet.clone()),
         cursors: CursorKeys::fixed(CURSOR_SECRET),
         environment: Environment::Test,
         authorizer_cache: None,
     };
     let invoke =
         |event: Value| provisioner::handler(&provisioner, lambda_runtime::LambdaEvent::new(event, Default::default()));
+    invoke(json!({"action": "create_tenant", "tenant_id": TENANT, "name": "Bench fleet"})).await?;
     let created = invoke(
         json!({"action": "create_key", "tenant_id": TENANT, "name": "bench", "preset": Preset::FullFleet.as_str()}),
     )

@@ -1,5 +1,6 @@
-//! The keys table: one item per key, keyed by the SHA-256 of the key, with a
-//! per-tenant GSI (`tenant_id`, `key_id`) for listing and look-up by public id.
+//! The keys table: one item per key, keyed by the SHA-256 of the key, with
+//! per-tenant GSIs: (`tenant_id`, `key_id`) to look a key up by public id, and
+//! (`tenant_id`, `created_at`) to list a tenant's keys newest first.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
@@ -14,6 +15,8 @@ use crate::timestamp::Timestamp;
 
 /// Name of the keys table's per-tenant index (also in `infra/template.yaml`).
 pub const TENANT_INDEX: &str = "tenant-keys";
+/// The per-tenant index in creation order (`tenant_id`, `created_at`), for newest-first lists.
+pub const TENANT_CREATION_INDEX: &str = "tenant-keys-by-creation";
 
 /// The authorizer writes `last_used_at` at most this often per key.
 pub const LAST_USED_GRANULARITY: time::Duration = time::Duration::hours(1);
@@ -120,35 +123,42 @@ impl KeyStore {
         Ok(item.map(serde_dynamo::from_item).transpose()?)
     }
 
-    /// Up to `limit` keys of a tenant after key id `after`, in key id order, and
-    /// the last key id returned when more follow. The position is a key id in the
-    /// key condition, not DynamoDB's start key (which holds the key hash), so a
-    /// cursor made from it never carries a hash.
-    pub async fn list(
+    /// Up to `limit` keys of a tenant, newest first, after the key `after` (the last
+    /// of the previous page), and whether more follow. Keys created in the same
+    /// second come in an order DynamoDB keeps stable across pages.
+    pub async fn list_newest_first(
         &self,
         tenant_id: &TenantId,
-        after: Option<&str>,
+        after: Option<&KeyRecord>,
         limit: i32,
-    ) -> Result<(Vec<KeyRecord>, Option<String>), DbError> {
-        let mut query = self
+    ) -> Result<(Vec<KeyRecord>, bool), DbError> {
+        let query = self
             .client
             .query()
             .table_name(&self.table)
-            .index_name(TENANT_INDEX)
+            .index_name(TENANT_CREATION_INDEX)
+            .scan_index_forward(false)
+            .key_condition_expression("tenant_id = :tenant")
             .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant_id)?);
-        query = match after {
-            Some(after) => query
-                .key_condition_expression("tenant_id = :tenant AND key_id > :after")
-                .expression_attribute_values(":after", serde_dynamo::to_attribute_value(after)?),
-            None => query.key_condition_expression("tenant_id = :tenant"),
-        };
-        let (keys, next) = query_page(query, &["key_id"], limit, None).await?;
-        Ok((keys, next.and_then(|mut position| position.remove("key_id"))))
+        // DynamoDB resumes from the index key plus the table key of the last item.
+        let start: Option<crate::list::Position> = after.map(|key| {
+            [
+                ("key_hash".to_owned(), key.key_hash.clone()),
+                ("tenant_id".to_owned(), key.tenant_id.to_string()),
+                ("created_at".to_owned(), key.created_at.to_string()),
+            ]
+            .into()
+        });
+        let (keys, next) = query_page(query, &["key_hash", "tenant_id", "created_at"], limit, start.as_ref()).await?;
+        Ok((keys, next.is_some()))
     }
 
-    /// Stores a new key and its audit record atomically.
-    pub async fn create(&self, record: &KeyRecord, audit: TransactWriteItem) -> Result<(), DbError> {
-        transact_write(&self.client, vec![self.put_new(record)?, audit]).await
+    /// Stores a new key with `also` (its audit record, the tenant's existence check)
+    /// atomically: `also[i]` is the transaction's item `i + 1`.
+    pub async fn create(&self, record: &KeyRecord, also: Vec<TransactWriteItem>) -> Result<(), DbError> {
+        let mut items = vec![self.put_new(record)?];
+        items.extend(also);
+        transact_write(&self.client, items).await
     }
 
     /// Marks a key revoked (if it is not already) together with its audit record.
