@@ -61,6 +61,9 @@ start_gateway "$API_PORT" "$FUNCTIONS_PORT" --parameter ThrottlingRateLimit=1000
 export FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT" FLEETGATE_E2E_FUNCTIONS_URL="http://127.0.0.1:$FUNCTIONS_PORT"
 cargo test -p fleetgate-tests --test e2e -- --skip outage_drill
 
+step "README's examples, run as pasted against the test stack"
+python3 tests/readme/run_examples.py README.md "http://127.0.0.1:$API_PORT"
+
 step "outage drill: the emulator frozen under the running stack, then thawed"
 # Alone, because it stops the emulator every other test uses.
 FLEETGATE_TEST_EMULATOR_PID=$emulator_pid cargo test -p fleetgate-tests --test e2e outage_drill -- --nocapture

@@ -134,3 +134,12 @@ fn the_committed_openapi_document_is_the_generated_one() {
         assert_eq!(operation["operationId"], route.function);
     }
 }
+
+#[test]
+fn readme_lists_exactly_the_provisioners_error_types() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let start = readme.find("<!-- error-types -->").expect("README marks its error type list");
+    let end = readme.find("<!-- /error-types -->").expect("…and where it ends");
+    let listed: Vec<&str> = readme[start..end].split('`').skip(1).step_by(2).collect();
+    assert_eq!(listed, provisioner::ERROR_TYPES, "README's provisioner error types differ from the code's");
+}
