@@ -374,6 +374,33 @@ impl TestStack {
     }
 }
 
+/// Every page of an HTTP list, `list(query)` calling its handler, with `filters`
+/// and `limit`, through [`walk_pages`]; every page must be a 200.
+pub async fn walk_list<F, Fut>(filters: &[(&str, &str)], limit: usize, list: F) -> (Vec<String>, Vec<usize>)
+where
+    F: Fn(Vec<(String, String)>) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    let filters: Vec<(String, String)> = filters.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    walk_pages(|cursor: Option<String>| {
+        let mut query = filters.clone();
+        query.push(("limit".to_owned(), limit.to_string()));
+        query.extend(cursor.map(|cursor| ("cursor".to_owned(), cursor)));
+        let answer = list(query);
+        async move {
+            let response = answer.await;
+            assert_eq!(response.status(), 200, "{:?}", response.body());
+            page_of(&body_json(&response), "data", "id")
+        }
+    })
+    .await
+}
+
+/// The query pairs of [`walk_list`] as the handlers' test helpers take them.
+pub fn borrowed(query: &[(String, String)]) -> Vec<(&str, &str)> {
+    query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// The ids of a `{"data": [...], "next_cursor": ...}` page (or `field` instead of `data`).
 pub fn page_of(body: &Value, field: &str, id: &str) -> (Vec<String>, Option<String>) {
     let ids = body[field].as_array().unwrap_or_else(|| panic!("no {field} in {body}"));

@@ -13,7 +13,7 @@ use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput};
 use fleetgate_scopes::TenantId;
 
-use crate::helpers::{Req, TestStack, body_json, header, page_of, walk_pages};
+use crate::helpers::{Req, TestStack, body_json, borrowed, header, walk_list};
 
 /// The preset `inspection-submission`, as a telematics device holds it.
 const DEVICE: &str = "vehicles:read inspections:write";
@@ -99,23 +99,9 @@ impl Inspections {
         list_inspections::handler(&self.list, req.build(Some(&self.stack.key_context(READ_ONLY)))).await.unwrap()
     }
 
-    /// Every page of `GET /inspections` with `filters` and `limit`, through [`walk_pages`].
+    /// Every page of `GET /inspections` with `filters` and `limit`, through [`walk_list`].
     pub(crate) async fn walk(&self, filters: &[(&str, &str)], limit: usize) -> (Vec<String>, Vec<usize>) {
-        let limit = limit.to_string();
-        walk_pages(|cursor: Option<String>| {
-            let limit = &limit;
-            async move {
-                let mut query: Vec<(&str, &str)> = filters.to_vec();
-                query.push(("limit", limit));
-                if let Some(cursor) = cursor.as_deref() {
-                    query.push(("cursor", cursor));
-                }
-                let response = self.list(&query).await;
-                assert_eq!(response.status(), 200, "{:?}", response.body());
-                page_of(&body_json(&response), "data", "id")
-            }
-        })
-        .await
+        walk_list(filters, limit, |query| async move { self.list(&borrowed(&query)).await }).await
     }
 
     /// The ids of every page, in order.

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
-use crate::helpers::{Req, TestStack, body_json, header, page_of, walk_pages};
+use crate::helpers::{Req, TestStack, body_json, borrowed, header, walk_list};
 
 const FULL: &str = "vehicles:write inspections:write";
 const READ_ONLY: &str = "vehicles:read inspections:read";
@@ -86,23 +86,9 @@ impl Vehicles {
         list_vehicles::handler(&self.list, req.build(Some(&self.stack.key_context(READ_ONLY)))).await.unwrap()
     }
 
-    /// Every page of `GET /vehicles` with `filters` and `limit`, through [`walk_pages`].
+    /// Every page of `GET /vehicles` with `filters` and `limit`, through [`walk_list`].
     pub(crate) async fn walk(&self, filters: &[(&str, &str)], limit: usize) -> (Vec<String>, Vec<usize>) {
-        let limit = limit.to_string();
-        walk_pages(|cursor: Option<String>| {
-            let limit = &limit;
-            async move {
-                let mut query: Vec<(&str, &str)> = filters.to_vec();
-                query.push(("limit", limit));
-                if let Some(cursor) = cursor.as_deref() {
-                    query.push(("cursor", cursor));
-                }
-                let response = self.list(&query).await;
-                assert_eq!(response.status(), 200, "{:?}", response.body());
-                page_of(&body_json(&response), "data", "id")
-            }
-        })
-        .await
+        walk_list(filters, limit, |query| async move { self.list(&borrowed(&query)).await }).await
     }
 
     /// The outcome of every audit record of the tenant, oldest first.

@@ -2,13 +2,12 @@
 //! missing one is a 422, so nothing is reset by omission; a GET body can be sent
 //! back as is). Honours `If-Match` (412 when stale); without it the last write wins.
 
-use http::StatusCode;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 
 use fleetgate_api::http::{Call, Gate, serve};
 use fleetgate_api::input::json_body;
-use fleetgate_api::{ApiError, Timestamp, ids};
-use fleetgate_fleet::vehicles::{ID_PREFIX, Vehicle, VehicleInput, VehicleStore, request_if_match, vehicle_response};
+use fleetgate_api::{ApiError, ids};
+use fleetgate_fleet::vehicles::{ID_PREFIX, Vehicle, VehicleInput, VehicleStore, update_from_request};
 use fleetgate_scopes::routes;
 
 /// What the function keeps across invocations.
@@ -30,16 +29,11 @@ pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Erro
 }
 
 async fn update_vehicle(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
-    let id = req.path_parameters_ref().and_then(|params| params.first("id")).unwrap_or_default().to_owned();
-    if !ids::is_sortable_id(ID_PREFIX, &id) {
-        return Err(ApiError::NotFound { resource: "vehicle" });
-    }
-    let body = json_body(&req)?;
-    let if_match = request_if_match(req.headers())?;
-    let audit = state.gate.audit_success(&call, &id)?;
-    let now = Timestamp::now();
-    let replace = |stored: &Vehicle| VehicleInput::parse_replacement(body.clone(), now, stored);
-    let vehicle = state.vehicles.update(&call.auth.tenant_id, &id, if_match.as_ref(), replace, audit).await?;
-    tracing::info!(vehicle_id = %vehicle.id, version = vehicle.version, "vehicle replaced");
-    vehicle_response(StatusCode::OK, &vehicle)
+    // The id is checked first: a malformed one is a 404 whatever the body.
+    let body = match req.path_parameters_ref().and_then(|params| params.first("id")) {
+        Some(id) if ids::is_sortable_id(ID_PREFIX, id) => json_body(&req)?,
+        _ => return Err(ApiError::NotFound { resource: "vehicle" }),
+    };
+    let replace = |stored: &Vehicle, now| VehicleInput::parse_replacement(body.clone(), now, stored);
+    update_from_request(&state.vehicles, &state.gate, &call, &req, "replaced", replace).await
 }

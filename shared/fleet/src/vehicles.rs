@@ -124,43 +124,22 @@ pub struct VehicleInput {
 pub const MAX_ODOMETER_KM: i64 = 10_000_000;
 
 impl VehicleInput {
-    /// Validates a request body, reporting every bad field at once (422).
-    /// `license_plate` may be null; `status` defaults to `active`, `odometer_km` to 0.
+    /// Validates a POST body, reporting every bad field at once (422).
+    /// `license_plate` may be absent or null; `status` defaults to `active`, `odometer_km` to 0.
     pub fn parse(body: Value, now: Timestamp) -> Result<VehicleInput, ApiError> {
-        let latest_year = i64::from(now.year()) + 1;
-        let mut fields = Fields::new(body)?;
-        let vin =
-            fields.required("vin", |v| v.as_str().ok_or_else(|| "must be a string".to_owned()).and_then(Vin::parse));
-        let name = fields.required("name", |v| text(v, 100));
-        let make = fields.required("make", |v| text(v, 50));
-        let model = fields.required("model", |v| text(v, 50));
-        let year = fields.required("year", |v| integer(v, 1900..=latest_year));
-        let license_plate = fields.optional("license_plate", |v| text(v, 20));
-        let status = fields
-            .optional("status", |v| v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str));
-        let odometer_km = fields.optional("odometer_km", |v| integer(v, 0..=MAX_ODOMETER_KM));
-        fields.finish(&SERVER_OWNED_FIELDS)?;
-        // finish() succeeded, so every field above parsed.
-        let missing = || ApiError::Internal("validated field missing".into());
-        Ok(VehicleInput {
-            vin: vin.ok_or_else(missing)?,
-            name: name.ok_or_else(missing)?,
-            make: make.ok_or_else(missing)?,
-            model: model.ok_or_else(missing)?,
-            year: year.and_then(|y| i32::try_from(y).ok()).ok_or_else(missing)?,
-            license_plate: license_plate.ok_or_else(missing)?,
-            status: status.ok_or_else(missing)?.unwrap_or(VehicleStatus::Active),
-            odometer_km: odometer_km.ok_or_else(missing)?.unwrap_or(0),
-        })
+        VehicleInput::parse_as(body, now, None)
     }
-}
 
-impl VehicleInput {
     /// Validates the body of a PUT (or a PATCH once merged into the stored vehicle):
     /// every writable field is required (`license_plate` may be `null`), and the
     /// server-owned fields of the representation may be sent back unchanged (a GET
     /// body can be PUT back), never changed. Every problem in one 422.
     pub fn parse_replacement(body: Value, now: Timestamp, stored: &Vehicle) -> Result<VehicleInput, ApiError> {
+        VehicleInput::parse_as(body, now, Some(stored))
+    }
+
+    /// The one set of field rules; `replacing` says whether a vehicle is being replaced.
+    fn parse_as(body: Value, now: Timestamp, replacing: Option<&Vehicle>) -> Result<VehicleInput, ApiError> {
         let latest_year = i64::from(now.year()) + 1;
         let mut fields = Fields::new(body)?;
         let vin =
@@ -169,18 +148,33 @@ impl VehicleInput {
         let make = fields.required("make", |v| text(v, 50));
         let model = fields.required("model", |v| text(v, 50));
         let year = fields.required("year", |v| integer(v, 1900..=latest_year));
-        let license_plate = fields.present("license_plate", |v| match v {
+        let plate = |v: &Value| match v {
             Value::Null => Ok(None),
             v => text(v, 20).map(Some),
-        });
-        let status = fields
-            .required("status", |v| v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str));
-        let odometer_km = fields.required("odometer_km", |v| integer(v, 0..=MAX_ODOMETER_KM));
-        let representation = serde_json::to_value(stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
-        for field in REPRESENTED_SERVER_FIELDS {
-            fields.unchanged(field, &representation[field]);
+        };
+        let status_of = |v: &Value| v.as_str().ok_or_else(VehicleStatus::expected).and_then(VehicleStatus::from_str);
+        let odometer = |v: &Value| integer(v, 0..=MAX_ODOMETER_KM);
+        // A replacement names every writable field: a default would silently overwrite stored data.
+        let (license_plate, status, odometer_km) = match replacing {
+            None => (
+                fields.optional("license_plate", plate).map(Option::flatten),
+                fields.optional("status", status_of).map(|s| s.unwrap_or(VehicleStatus::Active)),
+                fields.optional("odometer_km", odometer).map(|km| km.unwrap_or(0)),
+            ),
+            Some(_) => (
+                fields.present("license_plate", plate),
+                fields.required("status", status_of),
+                fields.required("odometer_km", odometer),
+            ),
+        };
+        if let Some(stored) = replacing {
+            let representation = serde_json::to_value(stored).map_err(|e| ApiError::Internal(Box::new(e)))?;
+            for field in REPRESENTED_SERVER_FIELDS {
+                fields.unchanged(field, &representation[field]);
+            }
         }
         fields.finish(&SERVER_OWNED_FIELDS)?;
+        // finish() succeeded, so every field above parsed.
         let missing = || ApiError::Internal("validated field missing".into());
         Ok(VehicleInput {
             vin: vin.ok_or_else(missing)?,
@@ -624,6 +618,32 @@ impl VehicleStore {
             .map_err(|e| DbError::Failed(Box::new(e)))?;
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
+}
+
+/// `PUT` and `PATCH /vehicles/{id}` alike: the path id, `If-Match`, the update
+/// with `change` (the request's body turned into the new writable fields against
+/// the stored vehicle), its audit record in the same transaction, and the answer
+/// with the new `ETag`. `action` names the change in the log.
+pub async fn update_from_request(
+    store: &VehicleStore,
+    gate: &fleetgate_api::http::Gate,
+    call: &fleetgate_api::http::Call,
+    req: &lambda_http::Request,
+    action: &str,
+    change: impl Fn(&Vehicle, Timestamp) -> Result<VehicleInput, ApiError>,
+) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+    use lambda_http::RequestExt;
+    let id = req.path_parameters_ref().and_then(|params| params.first("id")).unwrap_or_default().to_owned();
+    if !ids::is_sortable_id(ID_PREFIX, &id) {
+        return Err(ApiError::NotFound { resource: "vehicle" });
+    }
+    let if_match = request_if_match(req.headers())?;
+    let audit = gate.audit_success(call, &id)?;
+    let now = Timestamp::now();
+    let apply = |stored: &Vehicle| change(stored, now);
+    let vehicle = store.update(&call.auth.tenant_id, &id, if_match.as_ref(), apply, audit).await?;
+    tracing::info!(vehicle_id = %vehicle.id, version = vehicle.version, action, "vehicle updated");
+    vehicle_response(http::StatusCode::OK, &vehicle)
 }
 
 /// A single vehicle as an HTTP response, with its `ETag`.
