@@ -246,3 +246,34 @@ async fn every_bad_key_gets_the_same_401_byte_for_byte() {
         assert_eq!(body, &bodies[0].1, "{what} differs from {}", bodies[0].0);
     }
 }
+
+#[tokio::test]
+async fn a_key_pinned_to_other_networks_is_refused_from_here_until_its_restriction_changes() {
+    let client = reqwest::Client::new();
+    let tenant = crate::new_tenant(&client, "e2e-cidr").await;
+    let created = provision(
+        &client,
+        json!({"action": "create_key", "tenant_id": tenant, "name": "depot", "preset": "read-only",
+               "allowed_cidrs": ["203.0.113.0/24"]}),
+    )
+    .await;
+    let (api_key, key_id) = (created["api_key"].as_str().unwrap(), created["key"]["key_id"].as_str().unwrap());
+    let me = || client.get(format!("{}/me", base_url())).header("X-API-Key", api_key).send();
+    // The gateway reports 127.0.0.1 as the source address, outside 203.0.113.0/24.
+    let refused = me().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get("x-key-scopes").is_none(), "nothing about the key");
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "ip_not_allowed");
+    // Restrictions change on the live key; the provisioner flushes the cached Allow,
+    // so the new list applies at once (not after the TTL).
+    let updated = provision(
+        &client,
+        json!({"action": "update_key_restrictions", "tenant_id": tenant, "key_id": key_id,
+               "allowed_cidrs": ["127.0.0.0/8", "::1/128"]}),
+    )
+    .await;
+    assert_eq!(updated["authorizer_cache_flushed"], true, "{updated}");
+    let allowed = me().await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.json::<Value>().await.unwrap()["allowed_cidrs"], json!(["127.0.0.0/8", "::1/128"]));
+}

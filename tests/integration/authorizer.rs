@@ -25,7 +25,7 @@ async fn a_good_key_gets_a_whole_stage_allow_with_its_context() {
     assert_eq!(
         response["context"],
         json!({"tenant_id": stack.tenant, "key_id": key_id, "key_name": "test key",
-               "scopes": "vehicles:write inspections:read", "environment": "test", "expires_at": ""})
+               "scopes": "vehicles:write inspections:read", "environment": "test", "expires_at": "", "allowed_cidrs": ""})
     );
     assert!(!response.to_string().contains(&api_key));
 }

@@ -238,6 +238,7 @@ pub struct Req {
     path_parameters: Value,
     query: serde_json::Map<String, Value>,
     body: Value,
+    source_ip: String,
 }
 
 impl Req {
@@ -249,7 +250,14 @@ impl Req {
             path_parameters: Value::Null,
             query: serde_json::Map::new(),
             body: Value::Null,
+            source_ip: "203.0.113.9".into(),
         }
+    }
+
+    /// The caller's address as API Gateway reports it (`identity.sourceIp`).
+    pub fn source_ip(mut self, source_ip: &str) -> Req {
+        self.source_ip = source_ip.into();
+        self
     }
 
     /// `PUT`/`GET` on `/vehicles/{id}` style paths: sets the `id` path parameter.
@@ -282,7 +290,7 @@ impl Req {
     pub fn build(self, authorizer: Option<&BTreeMap<&str, String>>) -> Request {
         let mut request_context = json!({
             "accountId": "123456789012", "resourceId": "abc", "stage": "v1", "requestId": "gw-req-1",
-            "identity": {"sourceIp": "203.0.113.9"}, "resourcePath": self.path, "httpMethod": self.method,
+            "identity": {"sourceIp": self.source_ip}, "resourcePath": self.path, "httpMethod": self.method,
             "apiId": "api123", "path": format!("/v1{}", self.path),
         });
         if let Some(fields) = authorizer {

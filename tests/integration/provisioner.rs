@@ -179,6 +179,7 @@ async fn store_stale_key(stack: &TestStack) -> String {
         last_used_at: None,
         rotated_from: None,
         rotated_to: None,
+        allowed_cidrs: None,
     };
     let audit = fleetgate_api::audit::AuditRecord::new(stale.tenant_id.clone(), None, "seed", None, "ok", "r", 1);
     stack.key_store().create(&stale, vec![stack.provisioner.audit.put_item(&audit).unwrap()]).await.unwrap();
@@ -817,4 +818,91 @@ async fn the_audit_trail_filters_by_action_key_outcome_and_time() {
         "invalid_request",
     )
     .await;
+}
+
+#[tokio::test]
+async fn allowed_networks_are_validated_all_at_once_and_written_nowhere_when_bad() {
+    let stack = TestStack::new().await;
+    let mut too_many: Vec<String> = (0..21).map(|n| format!("10.0.{n}.0/24")).collect();
+    let refused = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "preset": "read-only",
+                          "allowed_cidrs": too_many.clone()}))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("1 to 20"), "{refused}");
+    too_many.truncate(3);
+    let bad = ["10.0.0.0/33", "::/129", "999.1.1.1/8", "10.0.0.1/8"];
+    let refused = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "preset": "read-only",
+                          "allowed_cidrs": bad}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_field");
+    let message = refused.to_string();
+    for (index, text) in bad.iter().enumerate() {
+        assert!(message.contains(&format!("allowed_cidrs[{index}]: ")) && message.contains(text), "{message}");
+    }
+    assert!(message.contains("did you mean 10.0.0.0/8"), "host bits are refused, naming the network: {message}");
+    assert!(stack.key_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_key_pinned_to_networks_carries_them_through_the_authorizer_rotation_and_updates() {
+    let stack = TestStack::new().await;
+    let authorizer = stack.authorizer();
+    let created = stack
+        .provision(
+            json!({"action": "create_key", "tenant_id": stack.tenant, "name": "depot-gate", "preset": "read-only",
+                          "allowed_cidrs": ["203.0.113.0/24", " 2001:db8::/32", "203.0.113.0/24"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created["key"]["allowed_cidrs"], json!(["203.0.113.0/24", "2001:db8::/32"]), "trimmed, deduplicated");
+    let (api_key, key_id) =
+        (created["api_key"].as_str().unwrap().to_owned(), created["key"]["key_id"].as_str().unwrap().to_owned());
+    let context = |key: String| {
+        let authorizer = &authorizer;
+        async move {
+            let allowed = authorizer::handler(authorizer, authorizer_event(&[("x-api-key", &key)])).await.unwrap();
+            allowed.context.get("allowed_cidrs").cloned().unwrap_or_default()
+        }
+    };
+    assert_eq!(context(api_key.clone()).await, "203.0.113.0/24 2001:db8::/32");
+    // A rotation changes the secret, not where the key may be used from.
+    let rotated = stack
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": 1}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated["key"]["allowed_cidrs"], created["key"]["allowed_cidrs"]);
+    let twin = rotated["key"]["key_id"].as_str().unwrap().to_owned();
+    // Changed on the live key, audited; null lifts the restriction.
+    let moved = stack
+        .provision(json!({"action": "update_key_restrictions", "tenant_id": stack.tenant, "key_id": twin,
+                          "allowed_cidrs": ["198.51.100.0/24"], "requested_by": "ana@ops"}))
+        .await
+        .unwrap();
+    assert_eq!(moved["key"]["allowed_cidrs"], json!(["198.51.100.0/24"]));
+    assert_eq!(context(rotated["api_key"].as_str().unwrap().to_owned()).await, "198.51.100.0/24");
+    let lifted = stack
+        .provision(json!({"action": "update_key_restrictions", "tenant_id": stack.tenant, "key_id": twin, "allowed_cidrs": null}))
+        .await
+        .unwrap();
+    assert_eq!(lifted["key"]["allowed_cidrs"], Value::Null);
+    assert_eq!(context(rotated["api_key"].as_str().unwrap().to_owned()).await, "");
+    expect_refusal(
+        &stack,
+        json!({"action": "update_key_restrictions", "tenant_id": stack.tenant, "key_id": twin}),
+        "invalid_field",
+    )
+    .await;
+    let trail = stack
+        .provision(json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"action": "update_key_restrictions", "outcome": "ok"}}))
+        .await
+        .unwrap();
+    let records = trail["data"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["details"]["allowed_cidrs"], json!(["198.51.100.0/24"]));
+    assert_eq!(records[1]["details"]["previous_allowed_cidrs"], json!(["203.0.113.0/24", "2001:db8::/32"]));
 }

@@ -184,6 +184,22 @@ async fn bodies_that_are_not_a_json_object_are_refused_by_kind_and_audited() {
 }
 
 #[tokio::test]
+async fn a_write_from_outside_the_keys_networks_is_403_audited_and_writes_nothing() {
+    let api = Vehicles::new().await;
+    let mut pinned = api.stack.key_context(FULL);
+    pinned.insert("allowed_cidrs", "198.51.100.0/24".into());
+    let create = |ip: &str| {
+        let req = Req::new("POST", "/vehicles").json(&truck(6)).source_ip(ip).build(Some(&pinned));
+        create_vehicle::handler(&api.create, req)
+    };
+    let refused = create("203.0.113.9").await.unwrap();
+    assert_eq!((refused.status().as_u16(), problem_code(&refused)), (403, "ip_not_allowed".into()));
+    assert!(api.stored_ids().await.is_empty());
+    assert_eq!(api.audit_outcomes().await, ["ip_not_allowed"]);
+    assert_eq!(create("198.51.100.20").await.unwrap().status(), 201, "from inside it works");
+}
+
+#[tokio::test]
 async fn a_key_without_vehicles_write_gets_a_403_naming_it_and_writes_nothing() {
     let api = Vehicles::new().await;
     let forbidden = api.post(READ_ONLY, Req::new("POST", "/vehicles").json(&truck(5))).await;

@@ -13,6 +13,14 @@ use fleetgate_scopes::{AuthContext, Environment, ScopeSet, TenantId, routes};
 
 use crate::helpers::{TestStack, body_json, header, rest_request};
 
+/// The expiry of the test key: a year from the clock the runner reads (a literal
+/// date here would make every test fail once the clock passed it).
+fn expiry() -> String {
+    // Midnight of that day, so two calls in one test agree.
+    let in_a_year = Timestamp::now().plus(time::Duration::days(365)).to_string();
+    format!("{}T00:00:00Z", &in_a_year[..10])
+}
+
 fn context_fields(scopes: &str) -> BTreeMap<&'static str, String> {
     AuthContext::new(
         TenantId::parse("acme").unwrap(),
@@ -20,7 +28,7 @@ fn context_fields(scopes: &str) -> BTreeMap<&'static str, String> {
         "tms-sync".into(),
         ScopeSet::parse_space_separated(scopes).unwrap(),
         Environment::Live,
-        Some("2027-01-01T00:00:00Z".into()),
+        Some(expiry()),
     )
     .to_authorizer_context()
     .into_iter()
@@ -46,7 +54,7 @@ async fn me_reports_the_key_from_the_authorizer_context() {
         body_json(&response),
         json!({"key_id": "key_abcdefghijklmnopqrst", "name": "tms-sync", "tenant_id": "acme", "environment": "live",
                "granted_scopes": ["vehicles:write"], "effective_scopes": ["vehicles:read", "vehicles:write"],
-               "expires_at": "2027-01-01T00:00:00Z"})
+               "expires_at": expiry(), "allowed_cidrs": null})
     );
 }
 
@@ -135,4 +143,44 @@ async fn a_key_that_expired_after_its_allow_was_cached_stops_at_its_expiry() {
     let valid = with_expiry(Timestamp::now().plus(time::Duration::seconds(60)));
     let response = whoami::handler(&gateway(), rest_request("GET", "/me", &[], Some(&valid))).await.unwrap();
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_key_pinned_to_networks_works_only_from_them_and_says_nothing_about_them() {
+    let pinned: BTreeMap<&'static str, String> = AuthContext::new(
+        TenantId::parse("acme").unwrap(),
+        "key_abcdefghijklmnopqrst".into(),
+        "tms-sync".into(),
+        ScopeSet::parse_space_separated("vehicles:read").unwrap(),
+        Environment::Live,
+        None,
+    )
+    .with_allowed_cidrs(Some(vec![
+        fleetgate_scopes::Cidr::parse("203.0.113.0/24").unwrap(),
+        fleetgate_scopes::Cidr::parse("2001:db8::/32").unwrap(),
+    ]))
+    .to_authorizer_context()
+    .into_iter()
+    .collect();
+    let state = gateway();
+    let me = |ip: &str| {
+        let req = crate::helpers::Req::new("GET", "/me").source_ip(ip).build(Some(&pinned));
+        whoami::handler(&state, req)
+    };
+    for inside in ["203.0.113.9", "2001:db8::7", "::ffff:203.0.113.200"] {
+        let allowed = me(inside).await.unwrap();
+        assert_eq!(allowed.status(), 200, "{inside}");
+        assert_eq!(body_json(&allowed)["allowed_cidrs"], json!(["203.0.113.0/24", "2001:db8::/32"]));
+    }
+    for outside in ["127.0.0.1", "203.0.114.1", "2001:db9::1", ""] {
+        let refused = me(outside).await.unwrap();
+        assert_eq!(refused.status(), 403, "{outside}");
+        let problem = body_json(&refused);
+        assert_eq!(problem["code"], "ip_not_allowed");
+        // Nothing about the key: not its networks, not its scopes (no header either).
+        let text = problem.to_string();
+        assert!(!text.contains("203.0.113") && !text.contains("vehicles"), "{text}");
+        assert_eq!(header(&refused, "x-key-scopes"), None);
+        assert!(header(&refused, "x-request-id").is_some());
+    }
 }

@@ -9,7 +9,7 @@ use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::DbError;
 use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, new_public_id};
 use fleetgate_api::list::query_identity;
-use fleetgate_scopes::{Environment, Preset, ScopeSet, TenantId};
+use fleetgate_scopes::{Cidr, Environment, MAX_ALLOWED_CIDRS, Preset, ScopeSet, TenantId};
 
 use crate::error::Checks;
 use crate::{Ctx, KeyView, ProvisionError, State, cursor_signer, list_answer, page_limit, page_start};
@@ -39,6 +39,23 @@ pub struct CreateKey {
     environment: Option<String>,
     expires_at: Option<String>,
     expires_in_days: Option<i64>,
+    allowed_cidrs: Option<Vec<String>>,
+}
+
+/// Restrictions change on a live key (scopes never do). Absent fields stay as
+/// they are; `allowed_cidrs: null` lifts the network restriction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRestrictions {
+    tenant_id: String,
+    key_id: String,
+    #[serde(default, deserialize_with = "present")]
+    allowed_cidrs: Option<Option<Vec<String>>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,16 +114,26 @@ pub async fn create_key(state: &State, input: CreateKey, ctx: &Ctx) -> Result<Va
     let scopes = checks.take(granted_scopes(input.scopes, input.preset));
     let environment = checks.take(requested_environment(input.environment.as_deref(), state.environment));
     let expires_at = checks.take(expiry(input.expires_at.as_deref(), input.expires_in_days, now));
+    let allowed_cidrs = checks.take(input.allowed_cidrs.as_deref().map(allowed_networks).transpose());
     checks.finish()?;
-    let (Some(tenant_id), Some(name), Some(description), Some(scopes), Some(environment), Some(expires_at)) =
-        (tenant_id, name, description, scopes, environment, expires_at)
+    let (
+        Some(tenant_id),
+        Some(name),
+        Some(description),
+        Some(scopes),
+        Some(environment),
+        Some(expires_at),
+        Some(allowed_cidrs),
+    ) = (tenant_id, name, description, scopes, environment, expires_at, allowed_cidrs)
     else {
         unreachable!("every check passed");
     };
 
-    let (api_key, record) = new_key(tenant_id, name, description, environment, scopes, now, expires_at, None);
+    let (api_key, mut record) = new_key(tenant_id, name, description, environment, scopes, now, expires_at, None);
+    record.allowed_cidrs = allowed_cidrs;
     let details = json!({"name": record.name, "granted_scopes": record.scopes, "preset": preset,
-                         "environment": record.environment, "expires_at": record.expires_at});
+                         "environment": record.environment, "expires_at": record.expires_at,
+                         "allowed_cidrs": record.allowed_cidrs.as_ref().map(|c| c.iter().map(Cidr::to_string).collect::<Vec<_>>())});
     let audit = ctx.audit(state, &record.tenant_id, "create_key", Some(&record.key_id), "ok", details);
     let also = vec![state.audit.put_item(&audit)?, state.tenants.must_exist(&record.tenant_id)?];
     match state.keys.create(&record, also).await {
@@ -248,6 +275,57 @@ async fn revoke_one(
     }
 }
 
+/// Changes a live key's restrictions (today: `allowed_cidrs`), audited; the
+/// authorizer cache is flushed so the change applies within seconds, not the TTL.
+pub async fn update_key_restrictions(state: &State, input: UpdateKeyRestrictions, ctx: &Ctx) -> Result<Value> {
+    let allowed = match &input.allowed_cidrs {
+        None => {
+            return Err(ProvisionError::field(
+                "allowed_cidrs",
+                "nothing to update: give allowed_cidrs (a list, or null to lift it)",
+            ));
+        }
+        Some(None) => None,
+        Some(Some(texts)) => Some(allowed_networks(texts)?),
+    };
+    let mut record = find(state, &input.tenant_id, &input.key_id).await?;
+    if record.revoked_at.is_some() {
+        return Err(ProvisionError::KeyRevoked(record.key_id));
+    }
+    let shown: Option<Vec<String>> = allowed.as_ref().map(|c| c.iter().map(Cidr::to_string).collect());
+    let details = json!({"allowed_cidrs": shown, "previous_allowed_cidrs":
+                         record.allowed_cidrs.as_ref().map(|c| c.iter().map(Cidr::to_string).collect::<Vec<_>>())});
+    let audit = ctx.audit(state, &record.tenant_id, "update_key_restrictions", Some(&record.key_id), "ok", details);
+    state.keys.set_allowed_cidrs(&record, allowed.as_deref(), state.audit.put_item(&audit)?).await?;
+    record.allowed_cidrs = allowed;
+    let flushed = flush_authorizer_cache(state).await;
+    Ok(json!({ "key": KeyView::of(record, Timestamp::now()), "authorizer_cache_flushed": flushed }))
+}
+
+/// `allowed_cidrs` as given: 1 to 20 CIDRs, duplicates dropped, each a network
+/// without host bits (`10.0.0.1/8` is refused, naming `10.0.0.0/8`).
+fn allowed_networks(texts: &[String]) -> Result<Vec<Cidr>> {
+    if texts.is_empty() || texts.len() > MAX_ALLOWED_CIDRS {
+        return Err(ProvisionError::field(
+            "allowed_cidrs",
+            format!("must hold 1 to {MAX_ALLOWED_CIDRS} CIDRs (leave it out, or null, for any network)"),
+        ));
+    }
+    let mut cidrs = Vec::new();
+    let mut checks = Checks::default();
+    for (index, text) in texts.iter().enumerate() {
+        let field = format!("allowed_cidrs[{index}]");
+        let parsed = Cidr::parse(text.trim()).map_err(|err| ProvisionError::field(&field, err.to_string()));
+        if let Some(cidr) = checks.take(parsed)
+            && !cidrs.contains(&cidr)
+        {
+            cidrs.push(cidr);
+        }
+    }
+    checks.finish()?;
+    Ok(cidrs)
+}
+
 /// Flushes API Gateway's authorizer cache where the stack has one; `false` if not configured or it failed.
 async fn flush_authorizer_cache(state: &State) -> bool {
     match &state.authorizer_cache {
@@ -287,6 +365,9 @@ pub async fn rotate_key(state: &State, input: RotateKey, ctx: &Ctx) -> Result<Va
         new_expiry,
         Some(old.key_id.clone()),
     );
+    // A rotation changes the secret, not what the key may do or where from.
+    let mut new = new;
+    new.allowed_cidrs = old.allowed_cidrs.clone();
     let grace_end = now.plus(Duration::hours(grace_hours));
     let old_expires_at = old.expires_at.map_or(grace_end, |at| at.min(grace_end));
     let details = json!({"grace_period_hours": grace_hours, "rotated_from": old.key_id,
@@ -422,6 +503,7 @@ fn new_key(
         last_used_at: None,
         rotated_from,
         rotated_to: None,
+        allowed_cidrs: None,
     };
     (api_key, record)
 }

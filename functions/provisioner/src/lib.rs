@@ -30,7 +30,7 @@ pub use error::{ERROR_TYPES, ProvisionError};
 pub use view::KeyView;
 
 /// Every action the provisioner understands.
-pub const ACTIONS: [&str; 10] = [
+pub const ACTIONS: [&str; 11] = [
     "create_tenant",
     "get_tenant",
     "list_tenants",
@@ -39,6 +39,7 @@ pub const ACTIONS: [&str; 10] = [
     "get_key",
     "revoke_key",
     "rotate_key",
+    "update_key_restrictions",
     "put_inspection_template",
     "list_audit",
 ];
@@ -208,6 +209,7 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
             "get_key" => actions::get_key(state, parse(args)?, &ctx).await,
             "revoke_key" => actions::revoke_key(state, parse(args)?, &ctx).await,
             "rotate_key" => actions::rotate_key(state, parse(args)?, &ctx).await,
+            "update_key_restrictions" => actions::update_key_restrictions(state, parse(args)?, &ctx).await,
             "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &ctx).await,
             "list_audit" => admin::list_audit(state, parse(args)?, &ctx).await,
             other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),

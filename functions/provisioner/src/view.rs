@@ -28,6 +28,8 @@ pub struct KeyView {
     pub last_used_at: Option<Timestamp>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
+    /// The networks the key may be used from; `null`: any.
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 impl KeyView {
@@ -50,6 +52,7 @@ impl KeyView {
             last_used_at: record.last_used_at,
             rotated_from: record.rotated_from,
             rotated_to: record.rotated_to,
+            allowed_cidrs: record.allowed_cidrs.map(|cidrs| cidrs.iter().map(ToString::to_string).collect()),
         }
     }
 }

@@ -29,6 +29,8 @@ struct Me<'a> {
     granted_scopes: Vec<&'static str>,
     effective_scopes: Vec<&'static str>,
     expires_at: Option<&'a str>,
+    /// The networks this key may be used from; `null`: any.
+    allowed_cidrs: Option<Vec<String>>,
 }
 
 impl<'a> From<&'a AuthContext> for Me<'a> {
@@ -41,6 +43,7 @@ impl<'a> From<&'a AuthContext> for Me<'a> {
             granted_scopes: auth.granted.names(),
             effective_scopes: auth.effective.names(),
             expires_at: auth.expires_at.as_deref(),
+            allowed_cidrs: auth.allowed_cidrs.as_ref().map(|cidrs| cidrs.iter().map(ToString::to_string).collect()),
         }
     }
 }

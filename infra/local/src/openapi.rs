@@ -187,8 +187,10 @@ fn schemas() -> Value {
         "Me": object(
             json!({"key_id": {"type": "string"}, "name": {"type": "string"}, "tenant_id": {"type": "string"},
                    "environment": {"type": "string", "enum": ["live", "test"]},
-                   "granted_scopes": scope_list, "effective_scopes": scope_list, "expires_at": {"type": ["string", "null"]}}),
-            &["key_id", "name", "tenant_id", "environment", "granted_scopes", "effective_scopes", "expires_at"],
+                   "granted_scopes": scope_list, "effective_scopes": scope_list, "expires_at": {"type": ["string", "null"]},
+                   "allowed_cidrs": {"type": ["array", "null"], "items": {"type": "string"},
+                                     "description": "The networks this key may be used from; null: any."}}),
+            &["key_id", "name", "tenant_id", "environment", "granted_scopes", "effective_scopes", "expires_at", "allowed_cidrs"],
         ),
     })
 }
@@ -309,7 +311,10 @@ fn operation(route: &Route) -> Value {
     let shared = [
         ("400", "Malformed JSON, query parameter (`param` and `value` name it), header or cursor."),
         ("401", "Missing or invalid API key."),
-        ("403", "The key lacks the required scope (`X-Accepted-Scopes` names it)."),
+        (
+            "403",
+            "The key lacks the required scope (`insufficient_scope`; `X-Accepted-Scopes` names it), or is used from a network outside its `allowed_cidrs` (`ip_not_allowed`).",
+        ),
         ("503", "DynamoDB is throttled or unreachable; retry after `Retry-After` seconds."),
     ];
     for (status, description) in shared.into_iter().chain(errors) {

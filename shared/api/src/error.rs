@@ -92,6 +92,10 @@ pub enum ApiError {
     /// (`invalid_parameter`, `invalid_cursor`): the answer names both.
     #[error("{detail}")]
     BadQuery { code: &'static str, param: String, value: String, detail: String },
+    /// A valid key used from a network outside its `allowed_cidrs`. Says nothing
+    /// about the key or its list: the caller may not be its holder.
+    #[error("This key may not be used from your network.")]
+    IpNotAllowed,
     /// Unknown id, including another tenant's.
     #[error("No {resource} with that id exists.")]
     NotFound { resource: &'static str },
@@ -127,7 +131,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            ApiError::InsufficientScope(_) | ApiError::IpNotAllowed => StatusCode::FORBIDDEN,
             ApiError::BadRequest { .. } | ApiError::BadQuery { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -149,6 +153,7 @@ impl ApiError {
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::InsufficientScope(_) => "insufficient_scope",
+            ApiError::IpNotAllowed => "ip_not_allowed",
             ApiError::BadRequest { code, .. } | ApiError::BadQuery { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -169,6 +174,7 @@ impl ApiError {
             ApiError::MissingApiKey => "Missing API key",
             ApiError::InvalidApiKey => "Invalid API key",
             ApiError::InsufficientScope(_) => "Insufficient scope",
+            ApiError::IpNotAllowed => "Network not allowed",
             ApiError::BadRequest { .. } | ApiError::BadQuery { .. } => "Bad request",
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
@@ -344,6 +350,7 @@ mod tests {
         let all = [
             ApiError::MissingApiKey,
             ApiError::InvalidApiKey,
+            ApiError::IpNotAllowed,
             ApiError::BadRequest { code: "invalid_if_match", detail: "x".into() },
             ApiError::BadQuery {
                 code: "invalid_cursor",

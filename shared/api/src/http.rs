@@ -71,6 +71,14 @@ fn authorizer_context(req: &Request) -> Result<AuthContext, ApiError> {
     })
 }
 
+/// The caller's address as API Gateway saw it (`requestContext.identity.sourceIp`); empty if absent.
+fn source_ip(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// API Gateway caches the authorizer's Allow for up to its TTL (at most an hour):
 /// a key that expired since (or a rotated key whose grace period ended) stops
 /// here, at its expiry, not when the cached answer does.
@@ -130,10 +138,19 @@ where
         Ok(auth) => auth,
         Err(err) => return finish(route, &request_id, None, Err(err)),
     };
+    // The authorizer's Allow is cached per key for every caller, so the caller's own
+    // network is checked here, on each request.
+    let network_allowed = auth.allows_source(&source_ip(&req));
     tracing::debug!(request_id, key_id = %auth.key_id, route = %route.describe(), "authorizer context accepted");
     let resource_id = req.path_parameters_ref().and_then(|params| params.first("id")).map(bounded_id);
     let call = Call { auth: auth.clone(), request_id: request_id.clone(), route };
     let result = match auth.require(route) {
+        // Refused like a missing scope (and audited if a write), but the answer tells
+        // nothing about the key: no scopes in a header, no list of networks.
+        _ if !network_allowed => {
+            tracing::info!(request_id, key_id = %auth.key_id, "key used from a network outside its allowed_cidrs");
+            Err(ApiError::IpNotAllowed)
+        }
         // A panic (a bug) becomes a plain 500 problem: the Lambda runtime would
         // otherwise fail the invocation and API Gateway answer a bare 502.
         Ok(()) => AssertUnwindSafe(handle(call.clone(), req)).catch_unwind().await.unwrap_or_else(|panic| {
@@ -151,7 +168,7 @@ where
             tracing::error!(request_id, error = %audit_err, "could not audit a refused write");
         }
     }
-    finish(route, &request_id, Some(&auth), result)
+    finish(route, &request_id, Some(&auth).filter(|_| network_allowed), result)
 }
 
 /// The text a panic was raised with, for the log (never the response).

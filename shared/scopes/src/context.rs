@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Route, Scope, ScopeSet};
+use crate::{Cidr, Route, Scope, ScopeSet};
 
 /// The deployment a key belongs to; it is part of the key's prefix.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,6 +99,8 @@ pub struct AuthContext {
     pub environment: Environment,
     /// RFC 3339, when the key stops working; `None` for keys without expiry.
     pub expires_at: Option<String>,
+    /// The networks the key may be used from; `None`: any.
+    pub allowed_cidrs: Option<Vec<Cidr>>,
 }
 
 /// Names of the authorizer context fields (API Gateway passes them as strings).
@@ -111,6 +113,10 @@ pub mod field {
     pub const ENVIRONMENT: &str = "environment";
     /// RFC 3339 or the empty string.
     pub const EXPIRES_AT: &str = "expires_at";
+    /// Space-separated CIDRs; absent or empty: any network. It travels in the
+    /// context because API Gateway's cached answer serves every caller of the key,
+    /// so the network is checked where the request's own address is known.
+    pub const ALLOWED_CIDRS: &str = "allowed_cidrs";
 }
 
 /// The authorizer context was absent or not as the authorizer writes it.
@@ -129,7 +135,18 @@ impl AuthContext {
         expires_at: Option<String>,
     ) -> AuthContext {
         let effective = granted.effective();
-        AuthContext { tenant_id, key_id, key_name, granted, effective, environment, expires_at }
+        AuthContext { tenant_id, key_id, key_name, granted, effective, environment, expires_at, allowed_cidrs: None }
+    }
+
+    /// The same context, usable only from `allowed` (`None`: anywhere).
+    pub fn with_allowed_cidrs(mut self, allowed: Option<Vec<Cidr>>) -> AuthContext {
+        self.allowed_cidrs = allowed.filter(|cidrs| !cidrs.is_empty());
+        self
+    }
+
+    /// Whether a request from `source_ip` (API Gateway's `identity.sourceIp`) may use this key.
+    pub fn allows_source(&self, source_ip: &str) -> bool {
+        self.allowed_cidrs.as_deref().is_none_or(|allowed| crate::cidr::allows(allowed, source_ip))
     }
 
     /// The fields the authorizer returns as its context, all strings.
@@ -141,6 +158,13 @@ impl AuthContext {
             (field::SCOPES, self.granted.to_space_separated()),
             (field::ENVIRONMENT, self.environment.to_string()),
             (field::EXPIRES_AT, self.expires_at.clone().unwrap_or_default()),
+            (
+                field::ALLOWED_CIDRS,
+                self.allowed_cidrs
+                    .as_deref()
+                    .map(|cidrs| cidrs.iter().map(Cidr::to_string).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default(),
+            ),
         ]
     }
 
@@ -152,6 +176,11 @@ impl AuthContext {
             ScopeSet::parse_space_separated(required(field::SCOPES)?).map_err(|_| MalformedContext(field::SCOPES))?;
         let environment = required(field::ENVIRONMENT)?.parse().map_err(|_| MalformedContext(field::ENVIRONMENT))?;
         let expires_at = get(field::EXPIRES_AT).filter(|v| !v.is_empty()).map(str::to_owned);
+        let allowed_cidrs = get(field::ALLOWED_CIDRS)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.split_whitespace().map(Cidr::parse).collect::<Result<Vec<_>, _>>())
+            .transpose()
+            .map_err(|_| MalformedContext(field::ALLOWED_CIDRS))?;
         Ok(AuthContext::new(
             tenant_id,
             required(field::KEY_ID)?.to_owned(),
@@ -159,7 +188,8 @@ impl AuthContext {
             granted,
             environment,
             expires_at,
-        ))
+        )
+        .with_allowed_cidrs(allowed_cidrs))
     }
 
     /// Checks that this key may call `route`.
@@ -215,6 +245,30 @@ mod tests {
     }
 
     #[test]
+    fn allowed_networks_round_trip_and_decide_the_source() {
+        let pinned = context(&["vehicles:read"]).with_allowed_cidrs(Some(vec![
+            Cidr::parse("203.0.113.0/24").unwrap(),
+            Cidr::parse("2001:db8::/32").unwrap(),
+        ]));
+        let fields: HashMap<_, _> = pinned.to_authorizer_context().into_iter().collect();
+        assert_eq!(fields[field::ALLOWED_CIDRS], "203.0.113.0/24 2001:db8::/32");
+        let back = AuthContext::from_authorizer_context(|k| fields.get(k).map(String::as_str)).unwrap();
+        assert_eq!(back, pinned);
+        assert!(back.allows_source("203.0.113.7") && back.allows_source("::ffff:203.0.113.7"));
+        assert!(!back.allows_source("127.0.0.1") && !back.allows_source(""));
+        // Without the field (a context cached before it existed) or empty: any network.
+        let open = context(&["vehicles:read"]);
+        assert!(open.allows_source("127.0.0.1"));
+        let mut no_field: HashMap<_, _> = open.to_authorizer_context().into_iter().collect();
+        no_field.remove(field::ALLOWED_CIDRS);
+        assert!(
+            AuthContext::from_authorizer_context(|k| no_field.get(k).map(String::as_str))
+                .unwrap()
+                .allows_source("1.2.3.4")
+        );
+    }
+
+    #[test]
     fn missing_or_malformed_fields_are_refused() {
         let ctx = context(&["vehicles:read"]);
         for (broken, value) in [
@@ -223,6 +277,7 @@ mod tests {
             (field::SCOPES, "admin:all"),
             (field::ENVIRONMENT, "prod"),
             (field::KEY_ID, ""),
+            (field::ALLOWED_CIDRS, "10.0.0.0/33"),
         ] {
             let mut fields: HashMap<_, _> = ctx.to_authorizer_context().into_iter().collect();
             fields.insert(broken, value.to_owned());

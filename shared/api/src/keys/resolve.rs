@@ -98,6 +98,7 @@ impl KeyResolver {
             record.scopes,
             record.environment,
             record.expires_at.map(|at| at.to_string()),
-        ))
+        )
+        .with_allowed_cidrs(record.allowed_cidrs))
     }
 }

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use fleetgate_scopes::{Environment, ScopeSet, TenantId};
+use fleetgate_scopes::{Cidr, Environment, ScopeSet, TenantId};
 
 use crate::dynamo::{ConfigError, DbError, env_var, transact_write};
 use crate::keys::KeyHash;
@@ -50,6 +50,28 @@ pub struct KeyRecord {
     /// Public id of the key that replaced this one by rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_to: Option<String>,
+    /// The networks the key may be used from (`None`: any). A restriction, not a
+    /// permission: it can change on a live key (`update_key_restrictions`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "cidr_strings")]
+    pub allowed_cidrs: Option<Vec<Cidr>>,
+}
+
+/// CIDRs as the strings DynamoDB stores (a list of `203.0.113.0/24`). A stored
+/// entry that no longer parses fails the read: the key then works nowhere
+/// (closed), never everywhere.
+mod cidr_strings {
+    use fleetgate_scopes::Cidr;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(cidrs: &Option<Vec<Cidr>>, serializer: S) -> Result<S::Ok, S::Error> {
+        let texts: Option<Vec<String>> = cidrs.as_ref().map(|c| c.iter().map(Cidr::to_string).collect());
+        serde::Serialize::serialize(&texts, serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Cidr>>, D::Error> {
+        let texts: Option<Vec<String>> = Option::deserialize(deserializer)?;
+        texts.map(|texts| texts.iter().map(|t| Cidr::parse(t).map_err(serde::de::Error::custom)).collect()).transpose()
+    }
 }
 
 /// Whether a key works right now.
@@ -211,6 +233,30 @@ impl KeyStore {
         .await
     }
 
+    /// Sets the networks a live key may be used from (`None`: any), with its audit record.
+    pub async fn set_allowed_cidrs(
+        &self,
+        record: &KeyRecord,
+        allowed: Option<&[Cidr]>,
+        audit: TransactWriteItem,
+    ) -> Result<(), DbError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("key_hash", serde_dynamo::to_attribute_value(&record.key_hash)?)
+            .condition_expression("attribute_exists(key_hash)");
+        let update = match allowed {
+            Some(cidrs) => {
+                let texts: Vec<String> = cidrs.iter().map(Cidr::to_string).collect();
+                update
+                    .update_expression("SET allowed_cidrs = :cidrs")
+                    .expression_attribute_values(":cidrs", serde_dynamo::to_attribute_value(texts)?)
+            }
+            None => update.update_expression("REMOVE allowed_cidrs"),
+        };
+        let update = update.build().map_err(|e| DbError::Failed(Box::new(e)))?;
+        transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), audit]).await
+    }
+
     /// Records a use of the key, unless one was recorded within the last hour
     /// (the condition makes concurrent authorizers write at most once).
     pub async fn touch_last_used(&self, hash: &KeyHash, now: Timestamp) -> Result<(), DbError> {
@@ -241,5 +287,27 @@ impl KeyStore {
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(allowed_cidrs: serde_json::Value) -> serde_json::Value {
+        json!({"key_hash": "h", "key_id": "key_x", "tenant_id": "acme", "name": "k", "environment": "test",
+               "scopes": ["vehicles:read"], "hint": "abcd", "created_at": "2026-11-01T00:00:00Z",
+               "allowed_cidrs": allowed_cidrs})
+    }
+
+    #[test]
+    fn a_stored_network_list_that_does_not_parse_fails_the_read_never_allowing_everywhere() {
+        let good: KeyRecord = serde_json::from_value(stored(json!(["203.0.113.0/24"]))).unwrap();
+        assert_eq!(good.allowed_cidrs.unwrap()[0].to_string(), "203.0.113.0/24");
+        let open: KeyRecord = serde_json::from_value(stored(serde_json::Value::Null)).unwrap();
+        assert_eq!(open.allowed_cidrs, None);
+        assert!(serde_json::from_value::<KeyRecord>(stored(json!(["10.0.0.0/33"]))).is_err());
+        assert!(serde_json::from_value::<KeyRecord>(stored(json!(["203.0.113.0/24", "x"]))).is_err());
     }
 }
