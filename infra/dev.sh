@@ -29,7 +29,7 @@ step "building the functions and the local gateway (the first build takes a few 
 (cd "$root" && cargo build --workspace --bins)
 
 step "creating tables and seeding the demo tenant"
-(cd "$root" && cargo run --quiet -p fleetgate-local --bin local-stack -- setup)
+(cd "$root" && cargo run --quiet --bin local-stack -- setup)
 
 cd "$root"
 start_watch_background "$FUNCTIONS_PORT"

@@ -34,19 +34,19 @@ cargo build --workspace --bins
 cargo test --workspace --no-run
 
 step "unit, property and integration tests (the emulator on :$EMULATOR_PORT)"
-cargo test --workspace --exclude fleetgate-tests
-cargo test -p fleetgate-tests --test integration -- --skip faults::
+cargo test --workspace --lib --bins
+cargo test --workspace --test integration -- --skip faults::
 # The fault tests time their answers (503 within 7 s, well inside the 10 s function
 # timeout): run alone, so the rest of the suite does not load the machine meanwhile.
-cargo test -p fleetgate-tests --test integration faults::
+cargo test --workspace --test integration faults::
 
 step "fuzz targets: every parser of untrusted input, 15 s each (make fuzz runs longer)"
-FLEETGATE_FUZZ_SECONDS=${FUZZ_SECONDS:-15} cargo test -p fleetgate-tests --test fuzz -- --nocapture
+FLEETGATE_FUZZ_SECONDS=${FUZZ_SECONDS:-15} cargo test --workspace --test fuzz -- --nocapture
 
 step "end-to-end through the local gateway on :$API_PORT (functions under cargo lambda watch on :$FUNCTIONS_PORT)"
 # The functions get [workspace.metadata.lambda.env] plus this environment (the endpoints).
 export_local_aws_env "$EMULATOR_PORT" "$API_PORT"
-cargo run --quiet -p fleetgate-local --bin local-stack -- tables
+cargo run --quiet --bin local-stack -- tables
 # --ignore-changes: no hot reload while tests run (a file written meanwhile, such as
 # schemathesis' .hypothesis/ database, would restart every function mid-request).
 # The functions log at trace level (AWS_LAMBDA_LOG_LEVEL, as Lambda's logging config sets
@@ -59,17 +59,17 @@ wait_for_port "$FUNCTIONS_PORT" 60 "cargo lambda watch"
 # gateway of their own with a small limit).
 start_gateway "$API_PORT" "$FUNCTIONS_PORT" --parameter ThrottlingRateLimit=100000 --parameter ThrottlingBurstLimit=100000
 export FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT" FLEETGATE_E2E_FUNCTIONS_URL="http://127.0.0.1:$FUNCTIONS_PORT"
-cargo test -p fleetgate-tests --test e2e -- --skip outage_drill
+cargo test --workspace --test e2e -- --skip outage_drill
 
 step "README's examples, run as pasted against the test stack"
 python3 tests/readme/run_examples.py README.md "http://127.0.0.1:$API_PORT"
 
 step "outage drill: the emulator frozen under the running stack, then thawed"
 # Alone, because it stops the emulator every other test uses.
-FLEETGATE_TEST_EMULATOR_PID=$emulator_pid cargo test -p fleetgate-tests --test e2e outage_drill -- --nocapture
+FLEETGATE_TEST_EMULATOR_PID=$emulator_pid cargo test --workspace --test e2e outage_drill -- --nocapture
 
 step "concurrency soak: 2,000 mixed requests over 32 connections, then every write counted in DynamoDB"
-cargo test -p fleetgate-tests --test soak -- --nocapture
+cargo test --workspace --test soak -- --nocapture
 
 step "contract: schemathesis against docs/openapi.json through the local gateway"
 # A tenant of its own with a template, and two keys: full-fleet, then read-only.
@@ -100,7 +100,7 @@ step "no key material in the functions' trace-level logs or in any table"
 # Everything the functions (and the gateway) printed at trace level during the e2e,
 # contract and soak runs (keys were created, used, rotated and revoked): no API key and
 # no hash of any key in the keys table; and no table item holds a plaintext key.
-cargo run --quiet -p fleetgate-local --bin local-stack -- check-secrets ".local/watch-$FUNCTIONS_PORT.log" ".local/gateway-$API_PORT.log"
+cargo run --quiet --bin local-stack -- check-secrets ".local/watch-$FUNCTIONS_PORT.log" ".local/gateway-$API_PORT.log"
 # Logs carry ids, never bodies: the soak's VINs travelled only in bodies.
 if grep -q "5YJ3E1EA7KF" ".local/watch-$FUNCTIONS_PORT.log"; then
   echo "error: a request body field (a soak VIN) appears in the functions' log" >&2
@@ -109,10 +109,10 @@ fi
 
 step "sam build (arm64, BuildMethod rust-cargolambda)"
 # Proves the template builds every function for provided.al2023/arm64. Release
-# optimisations are relaxed here (no LTO, parallel codegen) to keep CI fast;
+# optimisations are off here (no LTO, opt-level 0, parallel codegen) to keep CI fast;
 # `make sam-build` and `sam build` for deploys use the real release profile.
 rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1
-CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
   sam build --template-file infra/template.yaml --build-dir .aws-sam/build-ci
 expected=$(grep -c "Type: AWS::Serverless::Function" infra/template.yaml)
 python3 - "$expected" <<'PY'
