@@ -4,12 +4,12 @@
 //! race re-applies the patch to the newer version, so concurrent patches of
 //! different fields both stand.
 
-use lambda_http::{Body, Error, Request, RequestExt, Response};
+use lambda_http::{Body, Error, Request, Response};
 
+use fleetgate_api::ApiError;
 use fleetgate_api::http::{Call, Gate, serve};
 use fleetgate_api::input::{json_body, media_type};
-use fleetgate_api::{ApiError, ids};
-use fleetgate_fleet::vehicles::{ID_PREFIX, Vehicle, VehicleInput, VehicleStore, update_from_request};
+use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, path_vehicle_id, update_from_request};
 use fleetgate_scopes::routes;
 
 /// The media types a patch may come in: JSON Patch (RFC 6902) is another format.
@@ -34,18 +34,11 @@ pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Erro
 }
 
 async fn patch_vehicle(state: &State, call: Call, req: Request) -> Result<Response<Body>, ApiError> {
-    // The id is checked first: a malformed one is a 404 whatever the body.
-    if !req
-        .path_parameters_ref()
-        .and_then(|params| params.first("id"))
-        .is_some_and(|id| ids::is_sortable_id(ID_PREFIX, id))
-    {
-        return Err(ApiError::NotFound { resource: "vehicle" });
-    }
+    let id = path_vehicle_id(&req)?;
     if !matches!(media_type(&req).as_str(), "application/merge-patch+json" | "application/json") {
         return Err(ApiError::UnsupportedMediaType { accepted: ACCEPTED });
     }
     let patch = json_body(&req)?;
     let apply = |stored: &Vehicle, now| VehicleInput::parse_merge_patch(&patch, now, stored);
-    update_from_request(&state.vehicles, &state.gate, &call, &req, "patched", apply).await
+    update_from_request(&state.vehicles, &state.gate, &call, &req, &id, "patched", apply).await
 }

@@ -620,7 +620,17 @@ impl VehicleStore {
     }
 }
 
-/// `PUT` and `PATCH /vehicles/{id}` alike: the path id, `If-Match`, the update
+/// The `{id}` of a vehicle path; a malformed one is a 404 (checked before the body is read).
+pub fn path_vehicle_id(req: &lambda_http::Request) -> Result<String, ApiError> {
+    use lambda_http::RequestExt;
+    req.path_parameters_ref()
+        .and_then(|params| params.first("id"))
+        .filter(|id| ids::is_sortable_id(ID_PREFIX, id))
+        .map(str::to_owned)
+        .ok_or(ApiError::NotFound { resource: "vehicle" })
+}
+
+/// `PUT` and `PATCH /vehicles/{id}` alike, for the `id` of [`path_vehicle_id`]: `If-Match`, the update
 /// with `change` (the request's body turned into the new writable fields against
 /// the stored vehicle), its audit record in the same transaction, and the answer
 /// with the new `ETag`. `action` names the change in the log.
@@ -629,19 +639,15 @@ pub async fn update_from_request(
     gate: &fleetgate_api::http::Gate,
     call: &fleetgate_api::http::Call,
     req: &lambda_http::Request,
+    id: &str,
     action: &str,
     change: impl Fn(&Vehicle, Timestamp) -> Result<VehicleInput, ApiError>,
 ) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
-    use lambda_http::RequestExt;
-    let id = req.path_parameters_ref().and_then(|params| params.first("id")).unwrap_or_default().to_owned();
-    if !ids::is_sortable_id(ID_PREFIX, &id) {
-        return Err(ApiError::NotFound { resource: "vehicle" });
-    }
     let if_match = request_if_match(req.headers())?;
-    let audit = gate.audit_success(call, &id)?;
+    let audit = gate.audit_success(call, id)?;
     let now = Timestamp::now();
     let apply = |stored: &Vehicle| change(stored, now);
-    let vehicle = store.update(&call.auth.tenant_id, &id, if_match.as_ref(), apply, audit).await?;
+    let vehicle = store.update(&call.auth.tenant_id, id, if_match.as_ref(), apply, audit).await?;
     tracing::info!(vehicle_id = %vehicle.id, version = vehicle.version, action, "vehicle updated");
     vehicle_response(http::StatusCode::OK, &vehicle)
 }
