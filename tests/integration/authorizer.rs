@@ -25,7 +25,9 @@ async fn a_good_key_gets_a_whole_stage_allow_with_its_context() {
     assert_eq!(
         response["context"],
         json!({"tenant_id": stack.tenant, "key_id": key_id, "key_name": "test key",
-               "scopes": "vehicles:write inspections:read", "environment": "test", "expires_at": "", "allowed_cidrs": ""})
+               "scopes": "vehicles:write inspections:read", "environment": "test", "expires_at": "", "allowed_cidrs": "",
+               // The template's DefaultRateLimit (the key has none of its own); no quota, no tenant cap.
+               "rate_limit": "100/second", "monthly_quota": "", "tenant_rate_limit": ""})
     );
     assert!(!response.to_string().contains(&api_key));
 }
@@ -114,21 +116,22 @@ async fn last_used_is_written_at_most_hourly() {
 }
 
 #[tokio::test]
-async fn a_key_is_looked_up_by_its_hash_with_one_getitem_and_nothing_else() {
+async fn a_key_is_looked_up_by_its_hash_and_its_tenant_cap_with_two_getitems_and_nothing_else() {
     let stack = TestStack::new().await;
     let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
     let proxy = crate::fault_proxy::FaultProxy::start(&crate::helpers::endpoint()).await;
     let counted = stack.through(local_client(&proxy.endpoint));
 
-    // A good key: one GetItem on its hash (plus, at most hourly, the last_used_at update).
+    // A good key: one GetItem on its hash, one on its tenant's cap (plus, at most
+    // hourly, the last_used_at update).
     assert!(handler(&counted.authorizer(), authorizer_event(&[("X-API-Key", &api_key)])).await.is_ok());
-    assert_eq!(proxy.forwarded("GetItem"), 1);
+    assert_eq!(proxy.forwarded("GetItem"), 2);
     let others = proxy.forwarded_total() - proxy.forwarded("GetItem") - proxy.forwarded("UpdateItem");
     assert_eq!(others, 0, "no Query or Scan: nothing compares key text");
-    // Asked again within the hour: one more GetItem, no update.
+    // Asked again within the hour: the two GetItems, no update.
     let before = proxy.forwarded_total();
     assert!(handler(&counted.authorizer(), authorizer_event(&[("X-API-Key", &api_key)])).await.is_ok());
-    assert_eq!(proxy.forwarded_total() - before, 1);
+    assert_eq!(proxy.forwarded_total() - before, 2);
     assert_eq!(proxy.forwarded("UpdateItem"), 1, "last_used_at at most hourly");
 
     // Garbage and a mistyped checksum never reach the table.

@@ -101,7 +101,7 @@ impl TestStack {
     }
 
     pub fn resolver(&self) -> KeyResolver {
-        KeyResolver::new(self.key_store(), Environment::Test)
+        KeyResolver::new(self.key_store(), Environment::Test).with_default_rate_limit(template_rate_limits().default)
     }
 
     pub fn authorizer(&self) -> authorizer::State {
@@ -110,7 +110,7 @@ impl TestStack {
 
     /// A production gate (authorizer context only) that audits into this stack's table.
     pub fn gate(&self) -> Gate {
-        Gate { audit: Some(AuditLog::new(self.client.clone(), self.tables.audit.clone())) }
+        Gate { audit: Some(AuditLog::new(self.client.clone(), self.tables.audit.clone())), usage: None }
     }
 
     pub fn vehicle_store(&self) -> VehicleStore {
@@ -207,7 +207,16 @@ fn provisioner_state(client: &Client, tables: &TableNames) -> provisioner::State
         cursors: CursorKeys::fixed("test-secret"),
         environment: Environment::Test,
         authorizer_cache: None,
+        usage: fleetgate_api::usage::UsageCounter::new(client.clone(), tables.usage.clone()),
+        rate_limits: template_rate_limits(),
     }
+}
+
+/// The template's default rate limit and ceiling (its parameters' defaults).
+pub fn template_rate_limits() -> provisioner::RateLimitSettings {
+    let template = Template::load_default().unwrap();
+    let parameter = |name: &str| template.parameter_default(name).map(|text| text.parse().unwrap());
+    provisioner::RateLimitSettings { default: parameter("DefaultRateLimit"), ceiling: parameter("RateLimitCeiling") }
 }
 
 pub fn context() -> Context {

@@ -180,6 +180,8 @@ async fn store_stale_key(stack: &TestStack) -> String {
         rotated_from: None,
         rotated_to: None,
         allowed_cidrs: None,
+        rate_limit: None,
+        monthly_quota: None,
     };
     let audit = fleetgate_api::audit::AuditRecord::new(stale.tenant_id.clone(), None, "seed", None, "ok", "r", 1);
     stack.key_store().create(&stale, vec![stack.provisioner.audit.put_item(&audit).unwrap()]).await.unwrap();
@@ -903,6 +905,6 @@ async fn a_key_pinned_to_networks_carries_them_through_the_authorizer_rotation_a
         .unwrap();
     let records = trail["data"].as_array().unwrap();
     assert_eq!(records.len(), 2);
-    assert_eq!(records[1]["details"]["allowed_cidrs"], json!(["198.51.100.0/24"]));
-    assert_eq!(records[1]["details"]["previous_allowed_cidrs"], json!(["203.0.113.0/24", "2001:db8::/32"]));
+    assert_eq!(records[1]["details"]["restrictions"]["allowed_cidrs"], json!(["198.51.100.0/24"]));
+    assert_eq!(records[1]["details"]["previous"]["allowed_cidrs"], json!(["203.0.113.0/24", "2001:db8::/32"]));
 }

@@ -85,6 +85,7 @@ fn audit_attributes() -> Vec<String> {
 const KEYS: &str = "KeysTable.Arn";
 const FLEET: &str = "FleetTable.Arn";
 const AUDIT: &str = "AuditTable.Arn";
+const USAGE: &str = "UsageTable.Arn";
 const AUTHORIZER_CACHE: &str =
     "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${FleetApi}/stages/${StageName}/cache/authorizers";
 
@@ -99,30 +100,36 @@ fn expected() -> BTreeMap<&'static str, Grants> {
         (&["GetItem", "PutItem", "ConditionCheckItem"], &[FLEET]),
         (&["Query"], &["${FleetTable.Arn}/index/gsi1"]),
         (&["Query"], &[AUDIT]),
+        (&["GetItem", "BatchGetItem"], &[USAGE]),
     ]);
     provisioner.extend(audit());
     provisioner.extend(cursor_secret());
     // Flushing the stage's authorizer cache after a revocation, and nothing else of API Gateway.
     provisioner.insert(("apigateway:DELETE".into(), AUTHORIZER_CACHE.into(), String::new()));
+    // Every endpoint counts its requests against the key's limits, and only writes there.
+    let counted = |mut grants: Grants| {
+        grants.extend(self::grants(&[(&["UpdateItem"], &[USAGE])]));
+        grants
+    };
     let with_cursors = |mut grants: Grants| {
         grants.extend(cursor_secret());
-        grants
+        counted(grants)
     };
     let with_audit = |mut grants: Grants| {
         grants.extend(audit());
-        grants
+        counted(grants)
     };
     let mut authorizer = grants(&[(&["GetItem"], &[KEYS])]);
     authorizer.extend(conditional(&[(&["UpdateItem"], &[KEYS])], &last_used_only()));
     BTreeMap::from([
         ("authorizer", authorizer),
         ("provisioner", provisioner),
-        ("whoami", Grants::new()),
+        ("whoami", counted(Grants::new())),
         (
             "list-vehicles",
             with_cursors(grants(&[(&["Query"], &[FLEET, "${FleetTable.Arn}/index/gsi1"]), (&["GetItem"], &[FLEET])])),
         ),
-        ("get-vehicle", grants(&[(&["GetItem"], &[FLEET])])),
+        ("get-vehicle", counted(grants(&[(&["GetItem"], &[FLEET])]))),
         ("create-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
         ("update-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),
         ("patch-vehicle", with_audit(grants(&[(&["GetItem", "PutItem", "DeleteItem"], &[FLEET])]))),
@@ -143,7 +150,7 @@ fn expected() -> BTreeMap<&'static str, Grants> {
             "create-inspection",
             with_audit(grants(&[(&["BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])])),
         ),
-        ("get-inspection", grants(&[(&["GetItem"], &[FLEET])])),
+        ("get-inspection", counted(grants(&[(&["GetItem"], &[FLEET])]))),
     ])
 }
 
@@ -232,6 +239,12 @@ fn no_wildcards_no_key_table_for_endpoints_and_an_append_only_audit() {
                 if action == "dynamodb:PutItem" {
                     assert_eq!(condition, &audit_record_only().to_string(), "{function}: audit puts are conditioned");
                 }
+            }
+            if resource == USAGE {
+                // Counters only count: nothing deletes or replaces a month's usage, and
+                // only the provisioner reads it back.
+                let allowed = if function == "provisioner" { "dynamodb:GetItem dynamodb:BatchGetItem" } else { "dynamodb:UpdateItem" };
+                assert!(allowed.split(' ').any(|a| a == action), "{function}: {action} on the usage table");
             }
             if resource == KEYS && action == "dynamodb:UpdateItem" && function == "authorizer" {
                 assert_eq!(condition, &last_used_only().to_string(), "the authorizer may touch last_used_at only");
@@ -334,8 +347,8 @@ fn every_stateful_resource_outlives_the_stack() {
             );
         }
     }
-    // Three tables, the cursor secret and the access log group, at least.
-    assert!(stateful >= 5, "{stateful} stateful resources");
+    // Four tables, the cursor secret and the access log group, at least.
+    assert!(stateful >= 6, "{stateful} stateful resources");
     let template = Template::load_default().unwrap();
     assert_eq!(template.parameter_default("TableDeletionProtection").as_deref(), Some("true"));
 }

@@ -54,7 +54,10 @@ async fn me_reports_the_key_from_the_authorizer_context() {
         body_json(&response),
         json!({"key_id": "key_abcdefghijklmnopqrst", "name": "tms-sync", "tenant_id": "acme", "environment": "live",
                "granted_scopes": ["vehicles:write"], "effective_scopes": ["vehicles:read", "vehicles:write"],
-               "expires_at": expiry(), "allowed_cidrs": null})
+               "expires_at": expiry(), "allowed_cidrs": null,
+               // A context without limits (one cached before they existed) counts nothing.
+               "rate_limit": null, "monthly_quota": null, "tenant_rate_limit": null,
+               "usage": {"month": fleetgate_api::usage::UtcMonth::of(fleetgate_api::Timestamp::now().unix_seconds()).label(), "requests": null}})
     );
 }
 

@@ -27,7 +27,9 @@ impl State {
     pub async fn from_env() -> Result<State, Error> {
         let environment = deployment_environment()?;
         let store = KeyStore::from_env(fleetgate_api::dynamo::client())?;
-        Ok(State { resolver: KeyResolver::new(store, environment) })
+        let resolver =
+            KeyResolver::new(store, environment).with_default_rate_limit(KeyResolver::default_rate_limit_from_env()?);
+        Ok(State { resolver })
     }
 }
 

@@ -7,9 +7,9 @@ use time::Duration;
 
 use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::DbError;
-use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, new_public_id};
+use fleetgate_api::keys::{ApiKey, KeyRecord, KeyStatus, Restrictions, new_public_id};
 use fleetgate_api::list::query_identity;
-use fleetgate_scopes::{Cidr, Environment, MAX_ALLOWED_CIDRS, Preset, ScopeSet, TenantId};
+use fleetgate_scopes::{Cidr, Environment, MAX_ALLOWED_CIDRS, Preset, RateLimit, ScopeSet, TenantId};
 
 use crate::error::Checks;
 use crate::{Ctx, KeyView, ProvisionError, State, cursor_signer, list_answer, page_limit, page_start};
@@ -27,6 +27,8 @@ const CURSOR_KEY_ID: &str = "after_key_id";
 const DEFAULT_GRACE_HOURS: i64 = 24;
 /// How far back a revocation follows `rotated_from` (rotations in grace at once).
 const MAX_PREDECESSORS: usize = 10;
+/// The largest monthly quota (a trillion requests: beyond any real month).
+const MAX_MONTHLY_QUOTA: u64 = 1_000_000_000_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,10 +42,13 @@ pub struct CreateKey {
     expires_at: Option<String>,
     expires_in_days: Option<i64>,
     allowed_cidrs: Option<Vec<String>>,
+    /// `{"requests": N, "per": "second"|"minute", "burst": B}`; absent: the default.
+    rate_limit: Option<Value>,
+    monthly_quota: Option<Value>,
 }
 
 /// Restrictions change on a live key (scopes never do). Absent fields stay as
-/// they are; `allowed_cidrs: null` lifts the network restriction.
+/// they are; `null` lifts one (`rate_limit: null`: back to the deployment's default).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRestrictions {
@@ -51,10 +56,14 @@ pub struct UpdateKeyRestrictions {
     key_id: String,
     #[serde(default, deserialize_with = "present")]
     allowed_cidrs: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    monthly_quota: Option<Option<Value>>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -115,6 +124,9 @@ pub async fn create_key(state: &State, input: CreateKey, ctx: &Ctx) -> Result<Va
     let environment = checks.take(requested_environment(input.environment.as_deref(), state.environment));
     let expires_at = checks.take(expiry(input.expires_at.as_deref(), input.expires_in_days, now));
     let allowed_cidrs = checks.take(input.allowed_cidrs.as_deref().map(allowed_networks).transpose());
+    let rate_limit =
+        checks.take(input.rate_limit.as_ref().map(|v| rate_limit("rate_limit", v, state.rate_limits.ceiling)).transpose());
+    let monthly_quota = checks.take(input.monthly_quota.as_ref().map(monthly_quota).transpose());
     checks.finish()?;
     let (
         Some(tenant_id),
@@ -124,16 +136,20 @@ pub async fn create_key(state: &State, input: CreateKey, ctx: &Ctx) -> Result<Va
         Some(environment),
         Some(expires_at),
         Some(allowed_cidrs),
-    ) = (tenant_id, name, description, scopes, environment, expires_at, allowed_cidrs)
+        Some(rate_limit),
+        Some(monthly_quota),
+    ) = (tenant_id, name, description, scopes, environment, expires_at, allowed_cidrs, rate_limit, monthly_quota)
     else {
         unreachable!("every check passed");
     };
 
     let (api_key, mut record) = new_key(tenant_id, name, description, environment, scopes, now, expires_at, None);
     record.allowed_cidrs = allowed_cidrs;
+    record.rate_limit = rate_limit;
+    record.monthly_quota = monthly_quota;
     let details = json!({"name": record.name, "granted_scopes": record.scopes, "preset": preset,
                          "environment": record.environment, "expires_at": record.expires_at,
-                         "allowed_cidrs": record.allowed_cidrs.as_ref().map(|c| c.iter().map(Cidr::to_string).collect::<Vec<_>>())});
+                         "restrictions": restrictions_shown(&record.restrictions())});
     let audit = ctx.audit(state, &record.tenant_id, "create_key", Some(&record.key_id), "ok", details);
     let also = vec![state.audit.put_item(&audit)?, state.tenants.must_exist(&record.tenant_id)?];
     match state.keys.create(&record, also).await {
@@ -144,7 +160,7 @@ pub async fn create_key(state: &State, input: CreateKey, ctx: &Ctx) -> Result<Va
         }
         Err(err) => return Err(err.into()),
     }
-    issued(&api_key, KeyView::of(record, now), None)
+    issued(&api_key, state.view(record, now), None)
 }
 
 /// A tenant's keys, newest first.
@@ -190,8 +206,9 @@ pub async fn list_keys(state: &State, input: ListKeys, ctx: &Ctx) -> Result<Valu
         .filter(|key| input.include_revoked || key.revoked_at.is_none())
         // Never used counts from creation: a key made yesterday is not "unused for 30 days".
         .filter(|key| unused_since.is_none_or(|since| key.last_used_at.unwrap_or(key.created_at) <= since))
-        .map(|key| KeyView::of(key, now))
+        .map(|key| state.view(key, now))
         .collect();
+    let keys = state.with_usage(keys, now).await?;
     let signer = cursor_signer(state).await?;
     let next_cursor = last_key_id.map(|key_id| signer.encode(&query, &[(CURSOR_KEY_ID.to_owned(), key_id)].into()));
     let audit = ctx.audit(state, &tenant_id, "list_keys", None, "ok", Value::Null);
@@ -203,7 +220,9 @@ pub async fn get_key(state: &State, input: GetKey, ctx: &Ctx) -> Result<Value> {
     let record = find(state, &input.tenant_id, &input.key_id).await?;
     let audit = ctx.audit(state, &record.tenant_id, "get_key", Some(&record.key_id), "ok", Value::Null);
     state.audit.append(&audit).await?;
-    Ok(json!({ "key": KeyView::of(record, Timestamp::now()) }))
+    let now = Timestamp::now();
+    let view = state.with_usage(vec![state.view(record, now)], now).await?;
+    Ok(json!({ "key": view[0] }))
 }
 
 /// Idempotent: revoking a revoked key returns it unchanged. Also revokes the keys
@@ -235,13 +254,13 @@ pub async fn revoke_key(state: &State, input: RevokeKey, ctx: &Ctx) -> Result<Va
             };
             if revoke_one(state, ctx, &mut older, now, Some(&why), Some(&record.key_id)).await? {
                 revoked.push(older.key_id.clone());
-                predecessors.push(KeyView::of(older, now));
+                predecessors.push(state.view(older, now));
             }
         }
     }
     // Cached Allow results would keep the keys working for up to the cache TTL.
     let flushed = flush_authorizer_cache(state).await;
-    Ok(json!({ "key": KeyView::of(record, now), "revoked_predecessors": predecessors, "revoked_keys": revoked,
+    Ok(json!({ "key": state.view(record, now), "revoked_predecessors": predecessors, "revoked_keys": revoked,
                "authorizer_cache_flushed": flushed }))
 }
 
@@ -275,31 +294,95 @@ async fn revoke_one(
     }
 }
 
-/// Changes a live key's restrictions (today: `allowed_cidrs`), audited; the
-/// authorizer cache is flushed so the change applies within seconds, not the TTL.
+/// Changes a live key's restrictions (networks, rate limit, monthly quota), audited;
+/// the authorizer cache is flushed so the change applies within seconds, not the TTL.
+/// A quota below this month's usage is taken as given: the key is refused with
+/// `quota_exceeded` until the month ends, and the answer warns so.
 pub async fn update_key_restrictions(state: &State, input: UpdateKeyRestrictions, ctx: &Ctx) -> Result<Value> {
-    let allowed = match &input.allowed_cidrs {
-        None => {
-            return Err(ProvisionError::field(
-                "allowed_cidrs",
-                "nothing to update: give allowed_cidrs (a list, or null to lift it)",
-            ));
-        }
-        Some(None) => None,
-        Some(Some(texts)) => Some(allowed_networks(texts)?),
-    };
+    if input.allowed_cidrs.is_none() && input.rate_limit.is_none() && input.monthly_quota.is_none() {
+        return Err(ProvisionError::field(
+            "allowed_cidrs",
+            "nothing to update: give allowed_cidrs, rate_limit or monthly_quota (a value, or null to lift it)",
+        ));
+    }
+    let mut checks = Checks::default();
+    let allowed = checks.take(input.allowed_cidrs.as_ref().map(|given| given.as_deref().map(allowed_networks).transpose()).transpose());
+    let limit = checks.take(
+        input
+            .rate_limit
+            .as_ref()
+            .map(|given| given.as_ref().map(|v| rate_limit("rate_limit", v, state.rate_limits.ceiling)).transpose())
+            .transpose(),
+    );
+    let quota = checks.take(input.monthly_quota.as_ref().map(|given| given.as_ref().map(monthly_quota).transpose()).transpose());
+    checks.finish()?;
+    let (Some(allowed), Some(limit), Some(quota)) = (allowed, limit, quota) else { unreachable!("every check passed") };
     let mut record = find(state, &input.tenant_id, &input.key_id).await?;
     if record.revoked_at.is_some() {
         return Err(ProvisionError::KeyRevoked(record.key_id));
     }
-    let shown: Option<Vec<String>> = allowed.as_ref().map(|c| c.iter().map(Cidr::to_string).collect());
-    let details = json!({"allowed_cidrs": shown, "previous_allowed_cidrs":
-                         record.allowed_cidrs.as_ref().map(|c| c.iter().map(Cidr::to_string).collect::<Vec<_>>())});
+    let previous = record.restrictions();
+    let restrictions = Restrictions {
+        allowed_cidrs: allowed.unwrap_or(previous.allowed_cidrs.clone()),
+        rate_limit: limit.unwrap_or(previous.rate_limit),
+        monthly_quota: quota.unwrap_or(previous.monthly_quota),
+    };
+    let details = json!({"restrictions": restrictions_shown(&restrictions), "previous": restrictions_shown(&previous)});
     let audit = ctx.audit(state, &record.tenant_id, "update_key_restrictions", Some(&record.key_id), "ok", details);
-    state.keys.set_allowed_cidrs(&record, allowed.as_deref(), state.audit.put_item(&audit)?).await?;
-    record.allowed_cidrs = allowed;
+    state.keys.set_restrictions(&record, &restrictions, state.audit.put_item(&audit)?).await?;
+    record.allowed_cidrs = restrictions.allowed_cidrs;
+    record.rate_limit = restrictions.rate_limit;
+    record.monthly_quota = restrictions.monthly_quota;
     let flushed = flush_authorizer_cache(state).await;
-    Ok(json!({ "key": KeyView::of(record, Timestamp::now()), "authorizer_cache_flushed": flushed }))
+    let now = Timestamp::now();
+    let view = state.with_usage(vec![state.view(record, now)], now).await?.remove(0);
+    let mut warnings = Vec::new();
+    if let (Some(quota), Some(usage)) = (view.monthly_quota, &view.usage)
+        && usage.requests >= quota
+    {
+        warnings.push(format!(
+            "monthly_quota {quota} is not above this month's usage ({}): the key is refused with quota_exceeded until the month ends (UTC)",
+            usage.requests
+        ));
+    }
+    Ok(json!({ "key": view, "authorizer_cache_flushed": flushed, "warnings": warnings }))
+}
+
+/// Restrictions as the audit trail records them.
+fn restrictions_shown(restrictions: &Restrictions) -> Value {
+    json!({
+        "allowed_cidrs": restrictions.allowed_cidrs.as_ref().map(|c| c.iter().map(Cidr::to_string).collect::<Vec<_>>()),
+        "rate_limit": restrictions.rate_limit,
+        "monthly_quota": restrictions.monthly_quota,
+    })
+}
+
+/// A rate limit as given in `field`: `{"requests": N, "per": "second"|"minute",
+/// "burst": B}` with N ≥ 1, N ≤ B ≤ 10 N, and an average rate at most the ceiling.
+pub(crate) fn rate_limit(field: &str, value: &Value, ceiling: Option<RateLimit>) -> Result<RateLimit> {
+    let limit: RateLimit = serde_json::from_value(value.clone()).map_err(|err| {
+        ProvisionError::field(field, format!("{err}; give {{\"requests\": N, \"per\": \"second\" or \"minute\"}} and optionally \"burst\""))
+    })?;
+    if let Some(ceiling) = ceiling
+        && limit.per_second() > ceiling.per_second()
+    {
+        return Err(ProvisionError::field(
+            field,
+            format!("{limit} is above this deployment's ceiling of {ceiling} (template parameter RateLimitCeiling)"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// A monthly quota: a whole number of requests from 1 up.
+fn monthly_quota(value: &Value) -> Result<u64> {
+    match value.as_u64() {
+        Some(quota) if (1..=MAX_MONTHLY_QUOTA).contains(&quota) => Ok(quota),
+        _ => Err(ProvisionError::field(
+            "monthly_quota",
+            format!("must be a whole number of requests from 1 to {MAX_MONTHLY_QUOTA} (null: no quota)"),
+        )),
+    }
 }
 
 /// `allowed_cidrs` as given: 1 to 20 CIDRs, duplicates dropped, each a network
@@ -327,7 +410,7 @@ fn allowed_networks(texts: &[String]) -> Result<Vec<Cidr>> {
 }
 
 /// Flushes API Gateway's authorizer cache where the stack has one; `false` if not configured or it failed.
-async fn flush_authorizer_cache(state: &State) -> bool {
+pub(crate) async fn flush_authorizer_cache(state: &State) -> bool {
     match &state.authorizer_cache {
         Some(cache) => cache.flush().await,
         None => false,
@@ -365,9 +448,11 @@ pub async fn rotate_key(state: &State, input: RotateKey, ctx: &Ctx) -> Result<Va
         new_expiry,
         Some(old.key_id.clone()),
     );
-    // A rotation changes the secret, not what the key may do or where from.
+    // A rotation changes the secret, not what the key may do, where from, or how much.
     let mut new = new;
     new.allowed_cidrs = old.allowed_cidrs.clone();
+    new.rate_limit = old.rate_limit;
+    new.monthly_quota = old.monthly_quota;
     let grace_end = now.plus(Duration::hours(grace_hours));
     let old_expires_at = old.expires_at.map_or(grace_end, |at| at.min(grace_end));
     let details = json!({"grace_period_hours": grace_hours, "rotated_from": old.key_id,
@@ -382,7 +467,7 @@ pub async fn rotate_key(state: &State, input: RotateKey, ctx: &Ctx) -> Result<Va
     }
     old.expires_at = Some(old_expires_at);
     old.rotated_to = Some(new.key_id.clone());
-    let mut response = issued(&api_key, KeyView::of(new, now), Some(KeyView::of(old, now)))?;
+    let mut response = issued(&api_key, state.view(new, now), Some(state.view(old, now)))?;
     // Cached Allows of the old key would outlive its grace period by up to the TTL
     // (and with no grace period it is retired now): start from a clean cache.
     let flushed = flush_authorizer_cache(state).await;
@@ -504,6 +589,8 @@ fn new_key(
         rotated_from,
         rotated_to: None,
         allowed_cidrs: None,
+        rate_limit: None,
+        monthly_quota: None,
     };
     (api_key, record)
 }

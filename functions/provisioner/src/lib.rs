@@ -19,18 +19,20 @@ use fleetgate_api::ApiError;
 use fleetgate_api::audit::{AuditLog, AuditRecord};
 use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::dynamo::deployment_environment;
-use fleetgate_api::keys::KeyStore;
+use fleetgate_api::keys::{KeyRecord, KeyResolver, KeyStore};
+use fleetgate_api::usage::{UsageCounter, UtcMonth};
 use fleetgate_api::list::{CursorSigner, MAX_LIMIT, Position};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::tenants::TenantStore;
-use fleetgate_scopes::{Environment, TenantId};
+use fleetgate_api::Timestamp;
+use fleetgate_scopes::{Environment, RateLimit, TenantId};
 
 pub use cache::AuthorizerCache;
 pub use error::{ERROR_TYPES, ProvisionError};
-pub use view::KeyView;
+pub use view::{KeyView, RateLimitFrom, Usage};
 
 /// Every action the provisioner understands.
-pub const ACTIONS: [&str; 11] = [
+pub const ACTIONS: [&str; 12] = [
     "create_tenant",
     "get_tenant",
     "list_tenants",
@@ -40,6 +42,7 @@ pub const ACTIONS: [&str; 11] = [
     "revoke_key",
     "rotate_key",
     "update_key_restrictions",
+    "put_tenant_limits",
     "put_inspection_template",
     "list_audit",
 ];
@@ -91,6 +94,49 @@ pub struct State {
     pub environment: Environment,
     /// Flushed after a revocation or rotation; `None` where there is no API Gateway (locally).
     pub authorizer_cache: Option<AuthorizerCache>,
+    /// This month's usage of keys and tenants (read only).
+    pub usage: UsageCounter,
+    pub rate_limits: RateLimitSettings,
+}
+
+/// The deployment's rate-limit settings (template parameters `DefaultRateLimit`,
+/// `RateLimitCeiling`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateLimitSettings {
+    /// What a key without a rate limit of its own gets (shown in its view).
+    pub default: Option<RateLimit>,
+    /// The highest average rate a key or tenant cap may be given; `None`: no ceiling.
+    pub ceiling: Option<RateLimit>,
+}
+
+impl RateLimitSettings {
+    pub fn from_env() -> Result<RateLimitSettings, Error> {
+        let ceiling = fleetgate_api::dynamo::optional_var("RATE_LIMIT_CEILING")
+            .map(|text| text.parse::<RateLimit>().map_err(|e| format!("RATE_LIMIT_CEILING: {e}")))
+            .transpose()?;
+        Ok(RateLimitSettings { default: KeyResolver::default_rate_limit_from_env()?, ceiling })
+    }
+}
+
+impl State {
+    /// How admins see `record`: with the default rate limit where it has none.
+    pub(crate) fn view(&self, record: KeyRecord, now: Timestamp) -> KeyView {
+        KeyView::of(record, now).with_default_rate_limit(self.rate_limits.default)
+    }
+
+    /// `views` with this month's usage of each.
+    pub(crate) async fn with_usage(&self, views: Vec<KeyView>, now: Timestamp) -> Result<Vec<KeyView>, ProvisionError> {
+        let ids: Vec<&str> = views.iter().map(|view| view.key_id.as_str()).collect();
+        let used = self.usage.keys_month_usage(&ids, now.unix_seconds()).await?;
+        let month = UtcMonth::of(now.unix_seconds()).label();
+        Ok(views
+            .into_iter()
+            .map(|view| {
+                let requests = used.get(&view.key_id).copied().unwrap_or(0);
+                view.with_usage(Usage { month: month.clone(), requests })
+            })
+            .collect())
+    }
 }
 
 impl State {
@@ -101,10 +147,12 @@ impl State {
             keys: KeyStore::from_env(client.clone())?,
             audit: AuditLog::from_env(client.clone())?,
             templates: TemplateStore::from_env(client.clone())?,
-            tenants: TenantStore::from_env(client)?,
+            tenants: TenantStore::from_env(client.clone())?,
             cursors: CursorKeys::from_env()?,
             environment,
             authorizer_cache: AuthorizerCache::from_env(),
+            usage: UsageCounter::from_env(client)?,
+            rate_limits: RateLimitSettings::from_env()?,
         })
     }
 }
@@ -210,6 +258,7 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
             "revoke_key" => actions::revoke_key(state, parse(args)?, &ctx).await,
             "rotate_key" => actions::rotate_key(state, parse(args)?, &ctx).await,
             "update_key_restrictions" => actions::update_key_restrictions(state, parse(args)?, &ctx).await,
+            "put_tenant_limits" => tenants::put_tenant_limits(state, parse(args)?, &ctx).await,
             "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &ctx).await,
             "list_audit" => admin::list_audit(state, parse(args)?, &ctx).await,
             other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),

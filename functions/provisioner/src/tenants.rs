@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use fleetgate_api::Timestamp;
 use fleetgate_fleet::tenants::Tenant;
-use fleetgate_scopes::TenantId;
+use fleetgate_api::usage::UtcMonth;
+use fleetgate_scopes::{RateLimit, TenantId};
 
 use crate::error::Checks;
 use crate::{Ctx, ProvisionError, State, cursor_signer, list_answer, page_limit, page_start};
@@ -25,6 +26,15 @@ pub struct CreateTenant {
 #[serde(deny_unknown_fields)]
 pub struct GetTenant {
     tenant_id: String,
+}
+
+/// The cap on all of a tenant's keys together; `rate_limit: null` lifts it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutTenantLimits {
+    tenant_id: String,
+    #[serde(default, deserialize_with = "crate::actions::present")]
+    rate_limit: Option<Option<Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,7 +61,36 @@ pub async fn create_tenant(state: &State, input: CreateTenant, ctx: &Ctx) -> Res
 
 pub async fn get_tenant(state: &State, input: GetTenant, _ctx: &Ctx) -> Result<Value> {
     let tenant = existing_tenant(state, &input.tenant_id).await?;
-    Ok(json!({ "tenant": tenant }))
+    let rate_limit = state.keys.tenant_rate_limit(&tenant.tenant_id).await?;
+    Ok(json!({ "tenant": tenant, "rate_limit": rate_limit, "usage": tenant_usage(state, &tenant.tenant_id, rate_limit).await? }))
+}
+
+/// Sets or lifts the tenant's cap, audited; the authorizer cache is flushed, as
+/// the cap travels in its answer.
+pub async fn put_tenant_limits(state: &State, input: PutTenantLimits, ctx: &Ctx) -> Result<Value> {
+    let rate_limit = match &input.rate_limit {
+        None => return Err(ProvisionError::field("rate_limit", "required: a rate limit, or null to lift the cap")),
+        Some(None) => None,
+        Some(Some(value)) => Some(crate::actions::rate_limit("rate_limit", value, state.rate_limits.ceiling)?),
+    };
+    let tenant = existing_tenant(state, &input.tenant_id).await?;
+    let previous = state.keys.tenant_rate_limit(&tenant.tenant_id).await?;
+    let details = json!({"rate_limit": rate_limit, "previous_rate_limit": previous});
+    let audit = ctx.audit(state, &tenant.tenant_id, "put_tenant_limits", None, "ok", details);
+    state.keys.set_tenant_rate_limit(&tenant.tenant_id, rate_limit, Timestamp::now(), state.audit.put_item(&audit)?).await?;
+    let flushed = crate::actions::flush_authorizer_cache(state).await;
+    Ok(json!({ "tenant": tenant, "rate_limit": rate_limit, "usage": tenant_usage(state, &tenant.tenant_id, rate_limit).await?,
+               "authorizer_cache_flushed": flushed }))
+}
+
+/// The tenant's requests this month, counted while it has a cap (`null` without one).
+async fn tenant_usage(state: &State, tenant: &TenantId, cap: Option<RateLimit>) -> Result<Value> {
+    if cap.is_none() {
+        return Ok(Value::Null);
+    }
+    let now = Timestamp::now().unix_seconds();
+    let requests = state.usage.tenant_month_usage(tenant, now).await?;
+    Ok(json!({"month": UtcMonth::of(now).label(), "requests": requests}))
 }
 
 pub async fn list_tenants(state: &State, input: ListTenants, _ctx: &Ctx) -> Result<Value> {

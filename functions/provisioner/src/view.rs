@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use fleetgate_api::Timestamp;
 use fleetgate_api::keys::{KeyRecord, KeyStatus};
-use fleetgate_scopes::{Environment, ScopeSet, TenantId};
+use fleetgate_scopes::{Environment, RateLimit, ScopeSet, TenantId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyView {
@@ -30,6 +30,31 @@ pub struct KeyView {
     pub rotated_to: Option<String>,
     /// The networks the key may be used from; `null`: any.
     pub allowed_cidrs: Option<Vec<String>>,
+    /// The rate limit that applies: the key's own, or the deployment's default.
+    pub rate_limit: Option<RateLimit>,
+    /// Whether `rate_limit` is set on the key or is the deployment's default (which
+    /// follows the deployment: a new default applies to this key too).
+    pub rate_limit_from: RateLimitFrom,
+    /// Requests per UTC calendar month; `null`: no quota.
+    pub monthly_quota: Option<u64>,
+    /// This month's requests (in get_key, list_keys and update_key_restrictions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitFrom {
+    Key,
+    Default,
+}
+
+/// Requests admitted in one UTC month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// `2026-11`.
+    pub month: String,
+    pub requests: u64,
 }
 
 impl KeyView {
@@ -53,6 +78,21 @@ impl KeyView {
             rotated_from: record.rotated_from,
             rotated_to: record.rotated_to,
             allowed_cidrs: record.allowed_cidrs.map(|cidrs| cidrs.iter().map(ToString::to_string).collect()),
+            rate_limit_from: if record.rate_limit.is_some() { RateLimitFrom::Key } else { RateLimitFrom::Default },
+            rate_limit: record.rate_limit,
+            monthly_quota: record.monthly_quota,
+            usage: None,
         }
+    }
+
+    /// The view with the deployment's `default` where the key has no rate limit of its own.
+    pub fn with_default_rate_limit(mut self, default: Option<RateLimit>) -> KeyView {
+        self.rate_limit = self.rate_limit.or(default);
+        self
+    }
+
+    pub fn with_usage(mut self, usage: Usage) -> KeyView {
+        self.usage = Some(usage);
+        self
     }
 }

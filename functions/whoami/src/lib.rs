@@ -4,8 +4,10 @@ use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 use serde::Serialize;
 
-use fleetgate_api::http::{Gate, json_response, serve};
-use fleetgate_scopes::{AuthContext, routes};
+use fleetgate_api::Timestamp;
+use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::usage::UtcMonth;
+use fleetgate_scopes::{RateLimit, routes};
 
 /// What the function keeps across invocations.
 pub struct State {
@@ -13,9 +15,11 @@ pub struct State {
 }
 
 impl State {
-    /// No table access: everything comes from the authorizer context.
+    /// Everything comes from the authorizer context, and the usage from counting
+    /// this very request (no read of its own).
     pub async fn from_env() -> Result<State, Error> {
-        Ok(State { gate: Gate::default() })
+        let client = fleetgate_api::dynamo::client();
+        Ok(State { gate: Gate::from_env(&client, &routes::WHOAMI)? })
     }
 }
 
@@ -31,10 +35,26 @@ struct Me<'a> {
     expires_at: Option<&'a str>,
     /// The networks this key may be used from; `null`: any.
     allowed_cidrs: Option<Vec<String>>,
+    /// The key's own rate limit, or the deployment's default.
+    rate_limit: Option<RateLimit>,
+    monthly_quota: Option<u64>,
+    /// The cap on all of the tenant's keys together; `null`: none.
+    tenant_rate_limit: Option<RateLimit>,
+    usage: Usage,
 }
 
-impl<'a> From<&'a AuthContext> for Me<'a> {
-    fn from(auth: &'a AuthContext) -> Self {
+/// This month's requests of the key, this one included.
+#[derive(Debug, Serialize)]
+struct Usage {
+    /// `2026-11` (UTC).
+    month: String,
+    /// `null` when the usage table could not be reached (the request was not counted).
+    requests: Option<u64>,
+}
+
+impl<'a> From<&'a Call> for Me<'a> {
+    fn from(call: &'a Call) -> Self {
+        let auth = &call.auth;
         Me {
             key_id: &auth.key_id,
             name: &auth.key_name,
@@ -44,6 +64,10 @@ impl<'a> From<&'a AuthContext> for Me<'a> {
             effective_scopes: auth.effective.names(),
             expires_at: auth.expires_at.as_deref(),
             allowed_cidrs: auth.allowed_cidrs.as_ref().map(|cidrs| cidrs.iter().map(ToString::to_string).collect()),
+            rate_limit: auth.limits.rate_limit,
+            monthly_quota: auth.limits.monthly_quota,
+            tenant_rate_limit: auth.limits.tenant_rate_limit,
+            usage: Usage { month: UtcMonth::of(Timestamp::now().unix_seconds()).label(), requests: call.month_used },
         }
     }
 }
@@ -51,7 +75,7 @@ impl<'a> From<&'a AuthContext> for Me<'a> {
 #[tracing::instrument(name = "GET /me", skip_all)]
 pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
     Ok(serve(&state.gate, &routes::WHOAMI, req, |call, _req| async move {
-        json_response(StatusCode::OK, &Me::from(&call.auth))
+        json_response(StatusCode::OK, &Me::from(&call))
     })
     .await)
 }

@@ -210,21 +210,23 @@ pub struct TableNames {
     pub keys: String,
     pub fleet: String,
     pub audit: String,
+    pub usage: String,
 }
 
 impl TableNames {
-    /// `<prefix>-keys`, `<prefix>-fleet`, `<prefix>-audit`.
+    /// `<prefix>-keys`, `<prefix>-fleet`, `<prefix>-audit`, `<prefix>-usage`.
     pub fn with_prefix(prefix: &str) -> TableNames {
         TableNames {
             keys: format!("{prefix}-keys"),
             fleet: format!("{prefix}-fleet"),
             audit: format!("{prefix}-audit"),
+            usage: format!("{prefix}-usage"),
         }
     }
 
     /// (template logical id, table name) pairs.
-    pub fn by_logical_id(&self) -> [(&'static str, &str); 3] {
-        [("KeysTable", &self.keys), ("FleetTable", &self.fleet), ("AuditTable", &self.audit)]
+    pub fn by_logical_id(&self) -> [(&'static str, &str); 4] {
+        [("KeysTable", &self.keys), ("FleetTable", &self.fleet), ("AuditTable", &self.audit), ("UsageTable", &self.usage)]
     }
 }
 

@@ -47,6 +47,7 @@ async fn run(command: &str) -> Result<(), Error> {
         keys: std::env::var("KEYS_TABLE")?,
         fleet: std::env::var("FLEET_TABLE")?,
         audit: std::env::var("AUDIT_TABLE")?,
+        usage: std::env::var("USAGE_TABLE")?,
     };
     if command == "check-secrets" {
         let logs: Vec<String> = std::env::args().skip(2).collect();
@@ -62,7 +63,10 @@ async fn run(command: &str) -> Result<(), Error> {
     create_tables(&client, &Template::load_default()?, &names).await?;
     let secret = std::env::var("CURSOR_SECRET_ARN")?;
     fleetgate_local::ensure_secret(&fleetgate_api::cursor_keys::client(), &secret, &random_secret()).await?;
-    eprintln!("==> tables ready: {}, {}, {}; cursor secret {secret}", names.keys, names.fleet, names.audit);
+    eprintln!(
+        "==> tables ready: {}, {}, {}, {}; cursor secret {secret}",
+        names.keys, names.fleet, names.audit, names.usage
+    );
     if command == "tables" {
         return Ok(());
     }
@@ -72,10 +76,12 @@ async fn run(command: &str) -> Result<(), Error> {
         keys: KeyStore::new(client.clone(), names.keys.clone()),
         audit: AuditLog::new(client.clone(), names.audit.clone()),
         templates: TemplateStore::new(client.clone(), names.fleet.clone()),
-        tenants: fleetgate_fleet::tenants::TenantStore::new(client, names.fleet.clone()),
+        tenants: fleetgate_fleet::tenants::TenantStore::new(client.clone(), names.fleet.clone()),
         cursors: CursorKeys::from_env()?,
         environment: fleetgate_api::dynamo::deployment_environment()?,
         authorizer_cache: None,
+        usage: fleetgate_api::usage::UsageCounter::new(client, names.usage.clone()),
+        rate_limits: provisioner::RateLimitSettings::from_env()?,
     };
     create_demo_tenant(&state).await?;
     seed_vehicles(&vehicles, &state.audit).await?;

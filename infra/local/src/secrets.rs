@@ -42,7 +42,7 @@ pub async fn check(client: &Client, tables: &TableNames, logs: &[String]) -> Res
     let mut checked = Checked::default();
     let mut hashes = Vec::new();
     let mut key_ids = Vec::new();
-    for table in [&tables.keys, &tables.fleet, &tables.audit] {
+    for table in [&tables.keys, &tables.fleet, &tables.audit, &tables.usage] {
         for item in scan(client, table).await? {
             checked.items += 1;
             let json: Value = serde_dynamo::from_item(item.clone())?;

@@ -42,6 +42,13 @@ pub struct Problem<'a> {
     pub param: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<&'a str>,
+    /// `rate_limited`, `quota_exceeded`: the limit, its window and when to retry (seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
     pub request_id: String,
 }
 
@@ -96,6 +103,12 @@ pub enum ApiError {
     /// about the key or its list: the caller may not be its holder.
     #[error("This key may not be used from your network.")]
     IpNotAllowed,
+    /// Over a rate limit: the key's own, or its tenant's cap (`who` says which).
+    #[error("Too many requests: {who} may make {limit} requests per {window_seconds} seconds. Retry after {retry_after} seconds.")]
+    RateLimited { who: &'static str, limit: u64, window_seconds: u64, retry_after: u64 },
+    /// The key's monthly quota is spent until the next UTC month.
+    #[error("This key's monthly quota of {limit} requests is used up; it renews at the start of the next UTC month, in {retry_after} seconds.")]
+    QuotaExceeded { limit: u64, window_seconds: u64, retry_after: u64 },
     /// Unknown id, including another tenant's.
     #[error("No {resource} with that id exists.")]
     NotFound { resource: &'static str },
@@ -139,6 +152,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ValidationFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -154,6 +168,8 @@ impl ApiError {
             ApiError::InvalidApiKey => "invalid_api_key",
             ApiError::InsufficientScope(_) => "insufficient_scope",
             ApiError::IpNotAllowed => "ip_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
             ApiError::BadRequest { code, .. } | ApiError::BadQuery { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -175,6 +191,8 @@ impl ApiError {
             ApiError::InvalidApiKey => "Invalid API key",
             ApiError::InsufficientScope(_) => "Insufficient scope",
             ApiError::IpNotAllowed => "Network not allowed",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::QuotaExceeded { .. } => "Quota exceeded",
             ApiError::BadRequest { .. } | ApiError::BadQuery { .. } => "Bad request",
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
@@ -195,6 +213,13 @@ impl ApiError {
         let (required_scopes, granted_scopes, effective_scopes) = match self {
             ApiError::InsufficientScope(missing) => {
                 (Some(vec![missing.required.as_str()]), Some(missing.granted.names()), Some(missing.effective.names()))
+            }
+            _ => (None, None, None),
+        };
+        let (limit, window_seconds, retry_after) = match self {
+            ApiError::RateLimited { limit, window_seconds, retry_after, .. }
+            | ApiError::QuotaExceeded { limit, window_seconds, retry_after } => {
+                (Some(*limit), Some(*window_seconds), Some(*retry_after))
             }
             _ => (None, None, None),
         };
@@ -223,6 +248,9 @@ impl ApiError {
                 ApiError::BadQuery { value, .. } => Some(value),
                 _ => None,
             },
+            limit,
+            window_seconds,
+            retry_after,
             request_id: request_id.to_owned(),
         }
     }
@@ -245,6 +273,9 @@ impl ApiError {
             // The first request is still running: it finishes within the function timeout.
             ApiError::IdempotencyKeyInProgress => {
                 headers.insert(http::header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            ApiError::RateLimited { retry_after, .. } | ApiError::QuotaExceeded { retry_after, .. } => {
+                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
@@ -329,6 +360,19 @@ mod tests {
     }
 
     #[test]
+    fn over_a_limit_is_a_429_with_retry_after_and_the_limit() {
+        let response = ApiError::RateLimited { who: "this key", limit: 5, window_seconds: 1, retry_after: 1 }.to_response("r");
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = body_of(&response);
+        assert_eq!((body["code"].as_str(), body["limit"].as_u64(), body["window_seconds"].as_u64(), body["retry_after"].as_u64()),
+                   (Some("rate_limited"), Some(5), Some(1), Some(1)));
+        let quota = ApiError::QuotaExceeded { limit: 9, window_seconds: 2_592_000, retry_after: 3600 }.to_response("r");
+        assert_eq!((quota.status().as_u16(), quota.headers()["retry-after"].to_str().unwrap()), (429, "3600"));
+        assert_eq!(body_of(&quota)["code"], "quota_exceeded");
+    }
+
+    #[test]
     fn internal_errors_never_show_their_cause() {
         let response = ApiError::Internal("secret table name and stack".into()).to_response("r");
         assert_eq!(response.status(), 500);
@@ -351,6 +395,8 @@ mod tests {
             ApiError::MissingApiKey,
             ApiError::InvalidApiKey,
             ApiError::IpNotAllowed,
+            ApiError::RateLimited { who: "this key", limit: 5, window_seconds: 1, retry_after: 1 },
+            ApiError::QuotaExceeded { limit: 5, window_seconds: 2_592_000, retry_after: 60 },
             ApiError::BadRequest { code: "invalid_if_match", detail: "x".into() },
             ApiError::BadQuery {
                 code: "invalid_cursor",

@@ -18,11 +18,16 @@ use crate::audit::AuditLog;
 use crate::dynamo::ConfigError;
 use crate::error::ApiError;
 use crate::timestamp::Timestamp;
+use crate::usage::{LimitState, PolicyName, Refusal, UsageCounter, Verdict};
 
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// Lists the caller's effective scopes on every authenticated response.
 pub const KEY_SCOPES_HEADER: &str = "x-key-scopes";
+/// The key's limits (draft-ietf-httpapi-ratelimit-headers), on every authenticated response.
+pub const RATE_LIMIT_POLICY_HEADER: &str = "ratelimit-policy";
+/// What is left of each limit and when it resets.
+pub const RATE_LIMIT_HEADER: &str = "ratelimit";
 /// What every endpoint function keeps across invocations to run [`serve`].
 /// There is one way to learn the caller: the authorizer's context, which API
 /// Gateway (or, locally, the local gateway) attaches; a header is never a credential.
@@ -30,13 +35,16 @@ pub const KEY_SCOPES_HEADER: &str = "x-key-scopes";
 pub struct Gate {
     /// Where refused writes are recorded; `None` for read-only routes.
     pub audit: Option<AuditLog>,
+    /// Where requests are counted against the key's limits (`USAGE_TABLE`); `None`
+    /// counts nothing (handler tests that are not about limits).
+    pub usage: Option<UsageCounter>,
 }
 
 impl Gate {
     /// The gate of a function serving `route`: audits (`AUDIT_TABLE`) only for write routes.
     pub fn from_env(client: &aws_sdk_dynamodb::Client, route: &Route) -> Result<Gate, ConfigError> {
         let audit = if route.method == "GET" { None } else { Some(AuditLog::from_env(client.clone())?) };
-        Ok(Gate { audit })
+        Ok(Gate { audit, usage: Some(UsageCounter::from_env(client.clone())?) })
     }
 
     /// The audit put for a successful write `call` on `resource_id`, for the write's own transaction.
@@ -52,6 +60,8 @@ pub struct Call {
     pub auth: AuthContext,
     pub request_id: String,
     pub route: &'static Route,
+    /// The key's admitted requests this month, this one included (when counted).
+    pub month_used: Option<u64>,
 }
 
 /// Reads the REST API (v1) authorizer context. Anything else (no context, an
@@ -120,9 +130,11 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Result<Respo
         .map_err(|e| ApiError::Internal(Box::new(e)))
 }
 
-/// Runs one endpoint: checks method, authenticates, checks `route`'s scope,
-/// calls `handle`, renders any error as problem+json, audits refused writes,
-/// adds `X-Key-Scopes` to every authenticated response, and logs one line (ids only).
+/// Runs one endpoint: checks method, authenticates, checks the caller's network,
+/// counts the request against the key's limits, checks `route`'s scope, calls
+/// `handle`, renders any error as problem+json, audits refused writes, adds
+/// `X-Key-Scopes` and the `RateLimit` headers to every authenticated response,
+/// and logs one line (ids only).
 /// A handler that writes puts its own audit record in the same transaction as the write.
 pub async fn serve<F, Fut>(gate: &Gate, route: &'static Route, req: Request, handle: F) -> Response<Body>
 where
@@ -132,43 +144,72 @@ where
     let request_id = request_id(&req);
     if req.method().as_str() != route.method {
         let err = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: route.method };
-        return finish(route, &request_id, None, Err(err));
+        return finish(route, &request_id, None, None, Err(err));
     }
     let auth = match authorizer_context(&req).and_then(|auth| unexpired(auth, Timestamp::now())) {
         Ok(auth) => auth,
-        Err(err) => return finish(route, &request_id, None, Err(err)),
+        Err(err) => return finish(route, &request_id, None, None, Err(err)),
     };
     // The authorizer's Allow is cached per key for every caller, so the caller's own
     // network is checked here, on each request.
     let network_allowed = auth.allows_source(&source_ip(&req));
     tracing::debug!(request_id, key_id = %auth.key_id, route = %route.describe(), "authorizer context accepted");
     let resource_id = req.path_parameters_ref().and_then(|params| params.first("id")).map(bounded_id);
-    let call = Call { auth: auth.clone(), request_id: request_id.clone(), route };
-    let result = match auth.require(route) {
+    // Counted after the network check (a stolen key used from elsewhere cannot spend
+    // its holder's limits) and before the scope check (a loop on a forbidden route is
+    // still a loop).
+    let verdict = match &gate.usage {
+        Some(usage) if network_allowed => Some(usage.admit(&auth, Timestamp::now().unix_seconds()).await),
+        _ => None,
+    };
+    let month_used = verdict.as_ref().and_then(|v| v.month_used);
+    let call = Call { auth: auth.clone(), request_id: request_id.clone(), route, month_used };
+    let result = if !network_allowed {
         // Refused like a missing scope (and audited if a write), but the answer tells
         // nothing about the key: no scopes in a header, no list of networks.
-        _ if !network_allowed => {
-            tracing::info!(request_id, key_id = %auth.key_id, "key used from a network outside its allowed_cidrs");
-            Err(ApiError::IpNotAllowed)
+        tracing::info!(request_id, key_id = %auth.key_id, "key used from a network outside its allowed_cidrs");
+        Err(ApiError::IpNotAllowed)
+    } else if let Some(refusal) = verdict.as_ref().and_then(|v| v.refusal) {
+        Err(over_limit(refusal))
+    } else {
+        match auth.require(route) {
+            // A panic (a bug) becomes a plain 500 problem: the Lambda runtime would
+            // otherwise fail the invocation and API Gateway answer a bare 502.
+            Ok(()) => AssertUnwindSafe(handle(call.clone(), req)).catch_unwind().await.unwrap_or_else(|panic| {
+                Err(ApiError::Internal(format!("handler panicked: {}", panic_message(&*panic)).into()))
+            }),
+            Err(missing) => Err(missing.into()),
         }
-        // A panic (a bug) becomes a plain 500 problem: the Lambda runtime would
-        // otherwise fail the invocation and API Gateway answer a bare 502.
-        Ok(()) => AssertUnwindSafe(handle(call.clone(), req)).catch_unwind().await.unwrap_or_else(|panic| {
-            Err(ApiError::Internal(format!("handler panicked: {}", panic_message(&*panic)).into()))
-        }),
-        Err(missing) => Err(missing.into()),
     };
-    // Refused writes are audited, except when DynamoDB itself is unavailable: that
-    // record could not be written either, and trying would double the time to answer.
-    let unavailable = matches!(result, Err(ApiError::ServiceUnavailable(_)));
-    if let (Err(err), Some(audit), true, false) = (&result, &gate.audit, route.method != "GET", unavailable) {
+    // Refused writes are audited, except when DynamoDB itself is unavailable (that
+    // record could not be written either, and trying would double the time to answer)
+    // and over a limit (a runaway loop must not cost a write per refusal).
+    let unrecorded = matches!(
+        result,
+        Err(ApiError::ServiceUnavailable(_) | ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. })
+    );
+    if let (Err(err), Some(audit), true, false) = (&result, &gate.audit, route.method != "GET", unrecorded) {
         let record = audit.record(&call, resource_id.as_deref(), err.code());
         if let Err(audit_err) = audit.append(&record).await {
             // The refusal stands either way; losing its record is logged loudly.
             tracing::error!(request_id, error = %audit_err, "could not audit a refused write");
         }
     }
-    finish(route, &request_id, Some(&auth).filter(|_| network_allowed), result)
+    let limits = verdict.as_ref().map(|v: &Verdict| &v.state);
+    finish(route, &request_id, Some(&auth).filter(|_| network_allowed), limits, result)
+}
+
+/// The 429 problem of a refusal: `Retry-After` is when the binding limit resets.
+fn over_limit(refusal: Refusal) -> ApiError {
+    let policy = refusal.policy;
+    let (limit, window_seconds, retry_after) = (policy.quota, policy.window_seconds, policy.reset_seconds);
+    match policy.name {
+        PolicyName::Quota => ApiError::QuotaExceeded { limit, window_seconds, retry_after },
+        PolicyName::Key => ApiError::RateLimited { who: "this key", limit, window_seconds, retry_after },
+        PolicyName::Tenant => {
+            ApiError::RateLimited { who: "this fleet's keys together", limit, window_seconds, retry_after }
+        }
+    }
 }
 
 /// The text a panic was raised with, for the log (never the response).
@@ -185,6 +226,7 @@ fn finish(
     route: &Route,
     request_id: &str,
     auth: Option<&AuthContext>,
+    limits: Option<&LimitState>,
     result: Result<Response<Body>, ApiError>,
 ) -> Response<Body> {
     let mut response = match result {
@@ -206,6 +248,15 @@ fn finish(
         let scopes = auth.effective.to_space_separated();
         if let Ok(value) = HeaderValue::from_str(&scopes) {
             response.headers_mut().insert(KEY_SCOPES_HEADER, value);
+        }
+    }
+    if let Some(limits) = limits {
+        for (name, value) in
+            [(RATE_LIMIT_POLICY_HEADER, limits.policy_header()), (RATE_LIMIT_HEADER, limits.remaining_header())]
+        {
+            if let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                response.headers_mut().insert(name, value);
+            }
         }
     }
     tracing::info!(

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod list;
 pub mod logging;
 pub mod timestamp;
+pub mod usage;
 
 pub use error::{ApiError, FieldError};
 pub use timestamp::Timestamp;

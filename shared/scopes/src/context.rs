@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Cidr, Route, Scope, ScopeSet};
+use crate::{Cidr, RateLimit, Route, Scope, ScopeSet};
 
 /// The deployment a key belongs to; it is part of the key's prefix.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -101,6 +101,20 @@ pub struct AuthContext {
     pub expires_at: Option<String>,
     /// The networks the key may be used from; `None`: any.
     pub allowed_cidrs: Option<Vec<Cidr>>,
+    /// What the key may spend, counted on each request by the endpoint functions.
+    pub limits: Limits,
+}
+
+/// A key's counted restrictions, as the authorizer resolved them: its own rate
+/// limit or the deployment's default, its monthly quota, and its tenant's cap.
+/// `None` counts nothing (a context cached before the field existed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub rate_limit: Option<RateLimit>,
+    /// Requests per UTC calendar month.
+    pub monthly_quota: Option<u64>,
+    /// All of the tenant's keys together.
+    pub tenant_rate_limit: Option<RateLimit>,
 }
 
 /// Names of the authorizer context fields (API Gateway passes them as strings).
@@ -117,6 +131,12 @@ pub mod field {
     /// context because API Gateway's cached answer serves every caller of the key,
     /// so the network is checked where the request's own address is known.
     pub const ALLOWED_CIDRS: &str = "allowed_cidrs";
+    /// `100/second` or `100/second/200` (with a burst); absent or empty: none.
+    pub const RATE_LIMIT: &str = "rate_limit";
+    /// Decimal requests per month; absent or empty: none.
+    pub const MONTHLY_QUOTA: &str = "monthly_quota";
+    /// Like `rate_limit`, for the tenant's cap.
+    pub const TENANT_RATE_LIMIT: &str = "tenant_rate_limit";
 }
 
 /// The authorizer context was absent or not as the authorizer writes it.
@@ -135,7 +155,13 @@ impl AuthContext {
         expires_at: Option<String>,
     ) -> AuthContext {
         let effective = granted.effective();
-        AuthContext { tenant_id, key_id, key_name, granted, effective, environment, expires_at, allowed_cidrs: None }
+        AuthContext { tenant_id, key_id, key_name, granted, effective, environment, expires_at, allowed_cidrs: None, limits: Limits::default() }
+    }
+
+    /// The same context with these counted restrictions.
+    pub fn with_limits(mut self, limits: Limits) -> AuthContext {
+        self.limits = limits;
+        self
     }
 
     /// The same context, usable only from `allowed` (`None`: anywhere).
@@ -165,6 +191,9 @@ impl AuthContext {
                     .map(|cidrs| cidrs.iter().map(Cidr::to_string).collect::<Vec<_>>().join(" "))
                     .unwrap_or_default(),
             ),
+            (field::RATE_LIMIT, self.limits.rate_limit.map(|l| l.to_string()).unwrap_or_default()),
+            (field::MONTHLY_QUOTA, self.limits.monthly_quota.map(|q| q.to_string()).unwrap_or_default()),
+            (field::TENANT_RATE_LIMIT, self.limits.tenant_rate_limit.map(|l| l.to_string()).unwrap_or_default()),
         ]
     }
 
@@ -181,6 +210,17 @@ impl AuthContext {
             .map(|v| v.split_whitespace().map(Cidr::parse).collect::<Result<Vec<_>, _>>())
             .transpose()
             .map_err(|_| MalformedContext(field::ALLOWED_CIDRS))?;
+        let optional = |name: &'static str| get(name).map(str::trim).filter(|v| !v.is_empty());
+        let rate_limit = |name: &'static str| {
+            optional(name).map(|v| v.parse::<RateLimit>().map_err(|_| MalformedContext(name))).transpose()
+        };
+        let limits = Limits {
+            rate_limit: rate_limit(field::RATE_LIMIT)?,
+            monthly_quota: optional(field::MONTHLY_QUOTA)
+                .map(|v| v.parse::<u64>().map_err(|_| MalformedContext(field::MONTHLY_QUOTA)))
+                .transpose()?,
+            tenant_rate_limit: rate_limit(field::TENANT_RATE_LIMIT)?,
+        };
         Ok(AuthContext::new(
             tenant_id,
             required(field::KEY_ID)?.to_owned(),
@@ -189,7 +229,8 @@ impl AuthContext {
             environment,
             expires_at,
         )
-        .with_allowed_cidrs(allowed_cidrs))
+        .with_allowed_cidrs(allowed_cidrs)
+        .with_limits(limits))
     }
 
     /// Checks that this key may call `route`.
@@ -269,6 +310,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_round_trip_and_absent_ones_count_nothing() {
+        let limited = context(&["vehicles:read"]).with_limits(Limits {
+            rate_limit: Some("10/second/50".parse().unwrap()),
+            monthly_quota: Some(100_000),
+            tenant_rate_limit: Some("600/minute".parse().unwrap()),
+        });
+        let fields: HashMap<_, _> = limited.to_authorizer_context().into_iter().collect();
+        assert_eq!(
+            (&*fields[field::RATE_LIMIT], &*fields[field::MONTHLY_QUOTA], &*fields[field::TENANT_RATE_LIMIT]),
+            ("10/second/50", "100000", "600/minute")
+        );
+        assert_eq!(AuthContext::from_authorizer_context(|k| fields.get(k).map(String::as_str)).unwrap(), limited);
+        let mut old: HashMap<_, _> = limited.to_authorizer_context().into_iter().collect();
+        for name in [field::RATE_LIMIT, field::MONTHLY_QUOTA, field::TENANT_RATE_LIMIT] {
+            old.remove(name);
+        }
+        let back = AuthContext::from_authorizer_context(|k| old.get(k).map(String::as_str)).unwrap();
+        assert_eq!(back.limits, Limits::default());
+    }
+
+    #[test]
     fn missing_or_malformed_fields_are_refused() {
         let ctx = context(&["vehicles:read"]);
         for (broken, value) in [
@@ -278,6 +340,9 @@ mod tests {
             (field::ENVIRONMENT, "prod"),
             (field::KEY_ID, ""),
             (field::ALLOWED_CIDRS, "10.0.0.0/33"),
+            (field::RATE_LIMIT, "0/second"),
+            (field::MONTHLY_QUOTA, "-1"),
+            (field::TENANT_RATE_LIMIT, "5/hour"),
         ] {
             let mut fields: HashMap<_, _> = ctx.to_authorizer_context().into_iter().collect();
             fields.insert(broken, value.to_owned());

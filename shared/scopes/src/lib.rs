@@ -3,10 +3,12 @@
 
 pub mod cidr;
 pub mod context;
+pub mod rate_limit;
 pub mod routes;
 pub mod scope;
 
 pub use cidr::{Cidr, InvalidCidr, MAX_ALLOWED_CIDRS};
-pub use context::{AuthContext, Environment, InsufficientScope, MalformedContext, TenantId};
+pub use context::{AuthContext, Environment, InsufficientScope, Limits, MalformedContext, TenantId};
+pub use rate_limit::{InvalidRateLimit, Per, RateLimit};
 pub use routes::{ROUTES, Route};
 pub use scope::{Availability, Preset, Scope, ScopeError, ScopeSet};

@@ -153,6 +153,8 @@ async fn seed(client: &aws_sdk_dynamodb::Client, emulator: &str) -> Result<Seed,
         cursors: CursorKeys::fixed(CURSOR_SECRET),
         environment: Environment::Test,
         authorizer_cache: None,
+        usage: fleetgate_api::usage::UsageCounter::new(client.clone(), tables.usage.clone()),
+        rate_limits: provisioner::RateLimitSettings::default(),
     };
     let invoke =
         |event: Value| provisioner::handler(&provisioner, lambda_runtime::LambdaEvent::new(event, Default::default()));

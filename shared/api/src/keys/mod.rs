@@ -6,4 +6,4 @@ mod store;
 
 pub use format::{ApiKey, KeyFormatError, KeyHash, new_public_id};
 pub use resolve::{KeyResolver, Rejection, ResolveError};
-pub use store::{KeyRecord, KeyStatus, KeyStore, LAST_USED_GRANULARITY, TENANT_INDEX};
+pub use store::{KeyRecord, KeyStatus, KeyStore, LAST_USED_GRANULARITY, Restrictions, TENANT_INDEX};

@@ -1,9 +1,9 @@
 //! From a presented `X-API-Key` to the caller's [`AuthContext`]: the code the
 //! authorizer runs, and the local stack runs in-process.
 
-use fleetgate_scopes::{AuthContext, Environment};
+use fleetgate_scopes::{AuthContext, Environment, Limits, RateLimit};
 
-use crate::dynamo::DbError;
+use crate::dynamo::{ConfigError, DbError, optional_var};
 use crate::error::ApiError;
 use crate::keys::{ApiKey, KeyFormatError, KeyStatus, KeyStore};
 use crate::timestamp::Timestamp;
@@ -52,11 +52,25 @@ impl From<ResolveError> for ApiError {
 pub struct KeyResolver {
     store: KeyStore,
     environment: Environment,
+    /// The rate limit of keys that have none of their own.
+    default_rate_limit: Option<RateLimit>,
 }
 
 impl KeyResolver {
     pub fn new(store: KeyStore, environment: Environment) -> KeyResolver {
-        KeyResolver { store, environment }
+        KeyResolver { store, environment, default_rate_limit: None }
+    }
+
+    /// The same resolver, giving keys without a rate limit of their own `limit`.
+    pub fn with_default_rate_limit(self, limit: Option<RateLimit>) -> KeyResolver {
+        KeyResolver { default_rate_limit: limit, ..self }
+    }
+
+    /// The deployment's default (`DEFAULT_RATE_LIMIT`, e.g. `100/second`), if set.
+    pub fn default_rate_limit_from_env() -> Result<Option<RateLimit>, ConfigError> {
+        optional_var("DEFAULT_RATE_LIMIT")
+            .map(|text| text.parse().map_err(|e| ConfigError(format!("DEFAULT_RATE_LIMIT: {e}"))))
+            .transpose()
     }
 
     /// Checks the key offline (shape, checksum, environment), then looks up its
@@ -85,12 +99,26 @@ impl KeyResolver {
                 return reject(Rejection::Expired);
             }
         }
-        if record.last_used_is_stale(now) {
-            // Best effort: a failed bookkeeping write must not deny a valid key.
-            if let Err(err) = self.store.touch_last_used(&hash, now).await {
-                tracing::warn!(key_id = %record.key_id, error = %err, "could not record key use");
+        // Both at once: the hourly use record and the tenant's cap.
+        let touch = async {
+            if record.last_used_is_stale(now) {
+                // Best effort: a failed bookkeeping write must not deny a valid key.
+                if let Err(err) = self.store.touch_last_used(&hash, now).await {
+                    tracing::warn!(key_id = %record.key_id, error = %err, "could not record key use");
+                }
             }
-        }
+        };
+        let (tenant_rate_limit, ()) = tokio::join!(self.store.tenant_rate_limit(&record.tenant_id), touch);
+        // A limit, not a permission: unreadable, it is left out (limits fail open), logged.
+        let tenant_rate_limit = tenant_rate_limit.unwrap_or_else(|err| {
+            tracing::error!(tenant_id = %record.tenant_id, error = %err, "could not read the tenant's cap: not applied");
+            None
+        });
+        let limits = Limits {
+            rate_limit: record.rate_limit.or(self.default_rate_limit),
+            monthly_quota: record.monthly_quota,
+            tenant_rate_limit,
+        };
         Ok(AuthContext::new(
             record.tenant_id,
             record.key_id,
@@ -99,6 +127,7 @@ impl KeyResolver {
             record.environment,
             record.expires_at.map(|at| at.to_string()),
         )
-        .with_allowed_cidrs(record.allowed_cidrs))
+        .with_allowed_cidrs(record.allowed_cidrs)
+        .with_limits(limits))
     }
 }

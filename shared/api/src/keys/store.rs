@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use fleetgate_scopes::{Cidr, Environment, ScopeSet, TenantId};
+use fleetgate_scopes::{Cidr, Environment, RateLimit, ScopeSet, TenantId};
 
 use crate::dynamo::{ConfigError, DbError, env_var, transact_write};
 use crate::keys::KeyHash;
@@ -54,6 +54,38 @@ pub struct KeyRecord {
     /// permission: it can change on a live key (`update_key_restrictions`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "cidr_strings")]
     pub allowed_cidrs: Option<Vec<Cidr>>,
+    /// The key's own rate limit; `None`: the deployment's default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Requests per UTC calendar month; `None`: no quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_quota: Option<u64>,
+}
+
+/// A key's restrictions: what `update_key_restrictions` changes on a live key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    pub allowed_cidrs: Option<Vec<Cidr>>,
+    pub rate_limit: Option<RateLimit>,
+    pub monthly_quota: Option<u64>,
+}
+
+/// A tenant's cap on all its keys together. It lives in the keys table (item
+/// `key_hash` = `tenant-limits#<tenant>`, which no hex hash can equal) because the
+/// authorizer, which passes it on, reads no other table. It has no `tenant_id`
+/// attribute, so it never appears in the per-tenant key indexes.
+#[derive(Debug, Serialize, Deserialize)]
+struct TenantLimitsItem {
+    key_hash: String,
+    limits_of: TenantId,
+    /// `None` once lifted (the item stays: the provisioner may put, never delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimit>,
+    updated_at: Timestamp,
+}
+
+fn tenant_limits_hash(tenant: &TenantId) -> String {
+    format!("tenant-limits#{tenant}")
 }
 
 /// CIDRs as the strings DynamoDB stores (a list of `203.0.113.0/24`). A stored
@@ -84,6 +116,14 @@ pub enum KeyStatus {
 }
 
 impl KeyRecord {
+    pub fn restrictions(&self) -> Restrictions {
+        Restrictions {
+            allowed_cidrs: self.allowed_cidrs.clone(),
+            rate_limit: self.rate_limit,
+            monthly_quota: self.monthly_quota,
+        }
+    }
+
     pub fn status(&self, now: Timestamp) -> KeyStatus {
         if self.revoked_at.is_some() {
             KeyStatus::Revoked
@@ -233,28 +273,75 @@ impl KeyStore {
         .await
     }
 
-    /// Sets the networks a live key may be used from (`None`: any), with its audit record.
-    pub async fn set_allowed_cidrs(
+    /// Replaces a live key's restrictions (a `None` lifts that one), with its audit record.
+    pub async fn set_restrictions(
         &self,
         record: &KeyRecord,
-        allowed: Option<&[Cidr]>,
+        restrictions: &Restrictions,
         audit: TransactWriteItem,
     ) -> Result<(), DbError> {
-        let update = Update::builder()
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key("key_hash", serde_dynamo::to_attribute_value(&record.key_hash)?)
             .condition_expression("attribute_exists(key_hash)");
-        let update = match allowed {
-            Some(cidrs) => {
-                let texts: Vec<String> = cidrs.iter().map(Cidr::to_string).collect();
-                update
-                    .update_expression("SET allowed_cidrs = :cidrs")
-                    .expression_attribute_values(":cidrs", serde_dynamo::to_attribute_value(texts)?)
+        let texts: Option<Vec<String>> =
+            restrictions.allowed_cidrs.as_ref().map(|cidrs| cidrs.iter().map(Cidr::to_string).collect());
+        for (name, value) in [
+            ("allowed_cidrs", texts.map(serde_dynamo::to_attribute_value).transpose()?),
+            ("rate_limit", restrictions.rate_limit.map(serde_dynamo::to_attribute_value).transpose()?),
+            ("monthly_quota", restrictions.monthly_quota.map(serde_dynamo::to_attribute_value).transpose()?),
+        ] {
+            match value {
+                Some(value) => {
+                    set.push(format!("{name} = :{name}"));
+                    update = update.expression_attribute_values(format!(":{name}"), value);
+                }
+                None => remove.push(name),
             }
-            None => update.update_expression("REMOVE allowed_cidrs"),
-        };
-        let update = update.build().map_err(|e| DbError::Failed(Box::new(e)))?;
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression.push_str(&format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.update_expression(expression.trim()).build().map_err(|e| DbError::Failed(Box::new(e)))?;
         transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), audit]).await
+    }
+
+    /// The tenant's cap on all its keys together, if it has one (strongly consistent).
+    pub async fn tenant_rate_limit(&self, tenant: &TenantId) -> Result<Option<RateLimit>, DbError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("key_hash", serde_dynamo::to_attribute_value(tenant_limits_hash(tenant))?)
+            .consistent_read(true)
+            .send()
+            .await?;
+        let item: Option<TenantLimitsItem> = output.item.map(serde_dynamo::from_item).transpose()?;
+        Ok(item.and_then(|item| item.rate_limit))
+    }
+
+    /// Sets (or with `None` lifts) the tenant's cap, with its audit record.
+    pub async fn set_tenant_rate_limit(
+        &self,
+        tenant: &TenantId,
+        rate_limit: Option<RateLimit>,
+        at: Timestamp,
+        audit: TransactWriteItem,
+    ) -> Result<(), DbError> {
+        let item = TenantLimitsItem { key_hash: tenant_limits_hash(tenant), limits_of: tenant.clone(), rate_limit, updated_at: at };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .build()
+            .map_err(|e| DbError::Failed(Box::new(e)))?;
+        let item = TransactWriteItem::builder().put(put).build();
+        transact_write(&self.client, vec![item, audit]).await
     }
 
     /// Records a use of the key, unless one was recorded within the last hour
