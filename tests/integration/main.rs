@@ -10,6 +10,7 @@ mod inspections;
 mod limits;
 mod paging;
 mod provisioner;
+mod rate_limits;
 mod route_scopes;
 mod route_table;
 mod security_doc;

@@ -49,6 +49,10 @@ const USED: &str = "used";
 const TTL: &str = "expires_at_epoch";
 /// At most this many items' ended-window names are remembered per instance.
 const MAX_REMEMBERED_ITEMS: usize = 10_000;
+/// The most a count may take before the request goes on uncounted (fail open):
+/// far above DynamoDB's few milliseconds, far below the 4 s other calls may wait,
+/// so a sick usage table delays requests by at most this.
+const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(1_000);
 
 /// A UTC calendar month, the unit of quotas and of usage items.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -394,7 +398,9 @@ impl UsageCounter {
         if !conditions.is_empty() {
             update = update.condition_expression(conditions.join(" AND "));
         }
-        let (counted, item) = match update.send().await {
+        let budget = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder().operation_timeout(COUNT_BUDGET).build();
+        let sent = update.customize().config_override(aws_sdk_dynamodb::Config::builder().timeout_config(budget)).send();
+        let (counted, item) = match sent.await {
             Ok(output) => {
                 let item = output.attributes.unwrap_or_default();
                 (Counted::Admitted(item.clone()), item)
