@@ -908,3 +908,167 @@ async fn a_key_pinned_to_networks_carries_them_through_the_authorizer_rotation_a
     assert_eq!(records[1]["details"]["restrictions"]["allowed_cidrs"], json!(["198.51.100.0/24"]));
     assert_eq!(records[1]["details"]["previous"]["allowed_cidrs"], json!(["203.0.113.0/24", "2001:db8::/32"]));
 }
+
+#[tokio::test]
+async fn bad_rate_limits_and_quotas_are_refused_by_field_and_change_nothing() {
+    let stack = TestStack::new().await;
+    let create = |extra: Value| {
+        let mut event = json!({"action": "create_key", "tenant_id": stack.tenant, "name": "k", "preset": "read-only"});
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        event
+    };
+    for (extra, says) in [
+        (json!({"rate_limit": {"requests": 0, "per": "second"}}), "requests must be at least 1"),
+        (json!({"rate_limit": {"requests": -5, "per": "second"}}), "rate_limit: invalid value: integer `-5`"),
+        (json!({"rate_limit": {"requests": 5, "per": "hour"}}), "unknown variant `hour`"),
+        (json!({"rate_limit": {"requests": 5, "per": "second", "burst": 4}}), "burst (4) must be at least requests (5)"),
+        (json!({"rate_limit": {"requests": 5, "per": "second", "burst": 51}}), "at most 10 times"),
+        (json!({"rate_limit": {"requests": 5, "per": "second", "window": 3}}), "unknown field `window`"),
+        (json!({"rate_limit": "5/second"}), "rate_limit: invalid type"),
+        // The template's RateLimitCeiling is 1000/second: 70,000 a minute is above it.
+        (json!({"rate_limit": {"requests": 70000, "per": "minute"}}), "above this deployment's ceiling of 1000/second"),
+        (json!({"monthly_quota": 0}), "monthly_quota: must be a whole number"),
+        (json!({"monthly_quota": -1}), "monthly_quota: must be a whole number"),
+        (json!({"monthly_quota": 2.5}), "monthly_quota: must be a whole number"),
+    ] {
+        let message = expect_refusal(&stack, create(extra.clone()), "invalid_field").await;
+        assert!(message.contains(says), "{extra}: {message}");
+    }
+    assert!(stack.key_items().await.is_empty(), "nothing was created");
+
+    // On a live key: refused the same way, and the key keeps what it had.
+    let created = stack
+        .provision(create(json!({"rate_limit": {"requests": 5, "per": "second"}, "monthly_quota": 100})))
+        .await
+        .unwrap();
+    let key_id = created["key"]["key_id"].as_str().unwrap();
+    let update = |extra: Value| {
+        let mut event = json!({"action": "update_key_restrictions", "tenant_id": stack.tenant, "key_id": key_id});
+        event.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        event
+    };
+    let message = expect_refusal(
+        &stack,
+        update(json!({"rate_limit": {"requests": 5000, "per": "second"}, "monthly_quota": 0, "allowed_cidrs": ["::/129"]})),
+        "invalid_field",
+    )
+    .await;
+    for field in ["rate_limit:", "monthly_quota:", "allowed_cidrs[0]:"] {
+        assert!(message.contains(field), "every bad field at once: {message}");
+    }
+    let unchanged = stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    assert_eq!(unchanged["key"]["rate_limit"], json!({"requests": 5, "per": "second", "burst": 5}));
+    assert_eq!(unchanged["key"]["monthly_quota"], 100);
+    let succeeded: Vec<String> =
+        stack.audit_trail().await.into_iter().filter(|(_, _, outcome)| outcome == "ok").map(|(action, _, _)| action).collect();
+    assert_eq!(succeeded, ["create_key", "get_key"], "each refusal is recorded as one, and changed nothing");
+}
+
+#[tokio::test]
+async fn rate_limits_and_quotas_reach_the_authorizer_and_change_on_the_live_key() {
+    let stack = TestStack::new().await;
+    let authorizer = stack.authorizer();
+    let created = stack
+        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "telematics", "preset": "read-only",
+                          "rate_limit": {"requests": 5, "per": "second", "burst": 10}, "monthly_quota": 1000}))
+        .await
+        .unwrap();
+    assert_eq!(created["key"]["rate_limit"], json!({"requests": 5, "per": "second", "burst": 10}));
+    assert_eq!((&created["key"]["rate_limit_from"], &created["key"]["monthly_quota"]), (&json!("key"), &json!(1000)));
+    let (api_key, key_id) =
+        (created["api_key"].as_str().unwrap().to_owned(), created["key"]["key_id"].as_str().unwrap().to_owned());
+    let context = |field: &'static str| {
+        let (authorizer, api_key) = (&authorizer, api_key.clone());
+        async move {
+            let allowed = authorizer::handler(authorizer, authorizer_event(&[("x-api-key", &api_key)])).await.unwrap();
+            allowed.context.get(field).cloned().unwrap_or_default()
+        }
+    };
+    assert_eq!((context("rate_limit").await, context("monthly_quota").await), ("5/second/10".into(), "1000".into()));
+
+    // Requests counted for this key show as this month's usage.
+    let counter = fleetgate_api::usage::UsageCounter::new(stack.client.clone(), stack.tables.usage.clone());
+    let auth = fleetgate_scopes::AuthContext::new(
+        TenantId::parse(&stack.tenant).unwrap(),
+        key_id.clone(),
+        "telematics".into(),
+        ScopeSet::parse_granted(["vehicles:read"]).unwrap(),
+        Environment::Test,
+        None,
+    )
+    .with_limits(fleetgate_scopes::Limits { monthly_quota: Some(1000), ..Default::default() });
+    for _ in 0..3 {
+        counter.admit(&auth, Timestamp::now().unix_seconds()).await;
+    }
+    let month = fleetgate_api::usage::UtcMonth::of(Timestamp::now().unix_seconds()).label();
+    let shown = stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    assert_eq!(shown["key"]["usage"], json!({"month": month, "requests": 3}));
+    let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!(listed["data"][0]["usage"]["requests"], 3);
+
+    // A quota below this month's usage is taken, with a warning: the key is refused until the month ends.
+    let lowered = stack
+        .provision(json!({"action": "update_key_restrictions", "tenant_id": stack.tenant, "key_id": key_id,
+                          "monthly_quota": 2, "rate_limit": null}))
+        .await
+        .unwrap();
+    assert_eq!(lowered["key"]["monthly_quota"], 2);
+    assert!(lowered["warnings"][0].as_str().unwrap().contains("quota_exceeded until the month ends"), "{lowered}");
+    // `null` lifts the key's own limit: the deployment's default applies, and says so.
+    assert_eq!(lowered["key"]["rate_limit"], json!({"requests": 100, "per": "second", "burst": 100}));
+    assert_eq!(lowered["key"]["rate_limit_from"], "default");
+    assert_eq!((context("rate_limit").await, context("monthly_quota").await), ("100/second".into(), "2".into()));
+    // A rotation keeps the restrictions.
+    let rotated = stack
+        .provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": 0}))
+        .await
+        .unwrap();
+    assert_eq!((&rotated["key"]["monthly_quota"], &rotated["key"]["rate_limit_from"]), (&json!(2), &json!("default")));
+    let trail = stack
+        .provision(json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"action": "update_key_restrictions"}}))
+        .await
+        .unwrap();
+    let details = &trail["data"][0]["details"];
+    assert_eq!((&details["restrictions"]["monthly_quota"], &details["previous"]["monthly_quota"]), (&json!(2), &json!(1000)));
+}
+
+#[tokio::test]
+async fn a_tenant_cap_is_set_shown_passed_to_the_authorizer_and_lifted() {
+    let stack = TestStack::new().await;
+    let authorizer = stack.authorizer();
+    let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
+    let tenant_cap = || async {
+        let allowed = authorizer::handler(&authorizer, authorizer_event(&[("x-api-key", &api_key)])).await.unwrap();
+        allowed.context.get("tenant_rate_limit").cloned().unwrap_or_default()
+    };
+    assert_eq!(tenant_cap().await, "");
+    let set = stack
+        .provision(json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": {"requests": 600, "per": "minute"}}))
+        .await
+        .unwrap();
+    assert_eq!(set["rate_limit"], json!({"requests": 600, "per": "minute", "burst": 600}));
+    assert_eq!(set["usage"]["requests"], 0);
+    assert_eq!(tenant_cap().await, "600/minute");
+    let shown = stack.provision(json!({"action": "get_tenant", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!(shown["rate_limit"]["requests"], 600);
+    // The cap is not a key: it never shows among the tenant's keys.
+    assert_eq!(stack.key_items().await.len(), 1);
+
+    for (event, code) in [
+        (json!({"action": "put_tenant_limits", "tenant_id": stack.tenant}), "invalid_field"),
+        (json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": {"requests": 0, "per": "minute"}}), "invalid_field"),
+        (json!({"action": "put_tenant_limits", "tenant_id": "no-such-fleet", "rate_limit": {"requests": 5, "per": "second"}}), "tenant_not_found"),
+    ] {
+        expect_refusal(&stack, event, code).await;
+    }
+    assert_eq!(tenant_cap().await, "600/minute", "refusals changed nothing");
+    stack.provision(json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": null})).await.unwrap();
+    assert_eq!(tenant_cap().await, "");
+    let shown = stack.provision(json!({"action": "get_tenant", "tenant_id": stack.tenant})).await.unwrap();
+    assert_eq!((&shown["rate_limit"], &shown["usage"]), (&Value::Null, &Value::Null));
+    let trail = stack
+        .provision(json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"action": "put_tenant_limits", "outcome": "ok"}}))
+        .await
+        .unwrap();
+    assert_eq!(trail["data"].as_array().unwrap().len(), 2);
+}
