@@ -277,3 +277,85 @@ async fn a_key_pinned_to_other_networks_is_refused_from_here_until_its_restricti
     assert_eq!(allowed.status(), 200);
     assert_eq!(allowed.json::<Value>().await.unwrap()["allowed_cidrs"], json!(["127.0.0.0/8", "::1/128"]));
 }
+
+#[tokio::test]
+async fn every_authenticated_answer_carries_ratelimit_headers_and_a_looping_key_gets_429() {
+    let client = reqwest::Client::new();
+    let tenant = crate::new_tenant(&client, "e2e-limits").await;
+    let created = provision(
+        &client,
+        json!({"action": "create_key", "tenant_id": tenant, "name": "looping device", "preset": "read-only",
+               "rate_limit": {"requests": 5, "per": "second"}}),
+    )
+    .await;
+    let api_key = created["api_key"].as_str().unwrap();
+    let get = |path: &str| client.get(format!("{}{path}", base_url())).header("X-API-Key", api_key).send();
+    // A refusal for scope is an authenticated answer too: it carries the headers.
+    let forbidden = client
+        .post(format!("{}/vehicles", base_url()))
+        .header("X-API-Key", api_key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    assert_eq!(forbidden.headers()["ratelimit-policy"], r#""key";q=5;w=1"#);
+    let mut answers = Vec::new();
+    let started = Instant::now();
+    // Looping as a runaway client would: within one second, the sixth request is refused.
+    while answers.len() < 40 && started.elapsed() < Duration::from_secs(5) {
+        let answer = get("/me").await.unwrap();
+        let status = answer.status().as_u16();
+        let headers = answer.headers().clone();
+        answers.push(status);
+        if status == 429 {
+            let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=1).contains(&retry_after), "a one-second window: {retry_after}");
+            assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r=0;t="#));
+            let problem: Value = answer.json().await.unwrap();
+            assert_eq!((&problem["code"], &problem["limit"], &problem["window_seconds"]), (&json!("rate_limited"), &json!(5), &json!(1)));
+            break;
+        }
+        assert_eq!(status, 200);
+        assert_eq!(headers["ratelimit-policy"], r#""key";q=5;w=1"#);
+        assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r="#), "{headers:?}");
+    }
+    assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    // A key created without a limit has the deployment's default (the template's 100/second).
+    let plain = provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "plain", "preset": "read-only"})).await;
+    let answer = client.get(format!("{}/me", base_url())).header("X-API-Key", plain["api_key"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(answer.headers()["ratelimit-policy"], r#""key";q=100;w=1"#);
+}
+
+#[tokio::test]
+async fn a_rate_limit_changed_on_a_live_key_applies_at_once_after_the_flush() {
+    let client = reqwest::Client::new();
+    let tenant = crate::new_tenant(&client, "e2e-relimit").await;
+    let created = provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "tms", "preset": "read-only"})).await;
+    let (api_key, key_id) = (created["api_key"].as_str().unwrap(), created["key"]["key_id"].as_str().unwrap());
+    let me = || client.get(format!("{}/me", base_url())).header("X-API-Key", api_key).send();
+    // The Allow (with the default limit) is cached by the gateway now.
+    assert_eq!(me().await.unwrap().headers()["ratelimit-policy"], r#""key";q=100;w=1"#);
+    let updated = provision(
+        &client,
+        json!({"action": "update_key_restrictions", "tenant_id": tenant, "key_id": key_id,
+               "rate_limit": {"requests": 2, "per": "minute"}}),
+    )
+    .await;
+    assert_eq!(updated["authorizer_cache_flushed"], true, "{updated}");
+    // All three in one minute-long window: if it is about to turn, start in the next.
+    let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    if 60 - epoch % 60 < 5 {
+        tokio::time::sleep(Duration::from_secs(60 - epoch % 60 + 1)).await;
+    }
+    let statuses: Vec<u16> = {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(me().await.unwrap().status().as_u16());
+        }
+        statuses
+    };
+    assert_eq!(statuses, [200, 200, 429], "the new limit, not the cached default");
+    let answer = me().await.unwrap();
+    assert_eq!(answer.headers()["ratelimit-policy"], r#""key";q=2;w=60"#);
+}
