@@ -131,6 +131,9 @@ fn schemas() -> Value {
                 "existing_vehicle_id": {"type": "string", "description": "`vin_taken`: the vehicle that has the VIN."},
                 "param": {"type": "string", "description": "A refused query parameter."},
                 "value": {"type": "string", "description": "The value received for `param` (at most 200 characters)."},
+                "limit": {"type": "integer", "description": "`rate_limited`, `quota_exceeded`: the requests the binding limit allows per window."},
+                "window_seconds": {"type": "integer", "description": "That limit's window."},
+                "retry_after": {"type": "integer", "description": "Seconds until it resets (as `Retry-After`)."},
             },
             "required": ["type", "title", "detail", "code", "request_id"],
         },
@@ -189,8 +192,26 @@ fn schemas() -> Value {
                    "environment": {"type": "string", "enum": ["live", "test"]},
                    "granted_scopes": scope_list, "effective_scopes": scope_list, "expires_at": {"type": ["string", "null"]},
                    "allowed_cidrs": {"type": ["array", "null"], "items": {"type": "string"},
-                                     "description": "The networks this key may be used from; null: any."}}),
-            &["key_id", "name", "tenant_id", "environment", "granted_scopes", "effective_scopes", "expires_at", "allowed_cidrs"],
+                                     "description": "The networks this key may be used from; null: any."},
+                   "rate_limit": {"oneOf": [schema_ref("RateLimit"), {"type": "null"}],
+                                  "description": "The key's own rate limit, or the deployment's default."},
+                   "monthly_quota": {"type": ["integer", "null"], "description": "Requests per UTC calendar month; null: none."},
+                   "tenant_rate_limit": {"oneOf": [schema_ref("RateLimit"), {"type": "null"}],
+                                         "description": "The cap on all of the fleet's keys together; null: none."},
+                   "usage": object(
+                       json!({"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                              "requests": {"type": ["integer", "null"],
+                                           "description": "This month's requests, this one included (null: not counted)."}}),
+                       &["month", "requests"],
+                   )}),
+            &["key_id", "name", "tenant_id", "environment", "granted_scopes", "effective_scopes", "expires_at", "allowed_cidrs",
+              "rate_limit", "monthly_quota", "tenant_rate_limit", "usage"],
+        ),
+        "RateLimit": object(
+            json!({"requests": {"type": "integer", "minimum": 1}, "per": {"type": "string", "enum": ["second", "minute"]},
+                   "burst": {"type": "integer", "minimum": 1,
+                             "description": "At most this many in each window of burst/requests pers."}}),
+            &["requests", "per", "burst"],
         ),
     })
 }
@@ -315,14 +336,25 @@ fn operation(route: &Route) -> Value {
             "403",
             "The key lacks the required scope (`insufficient_scope`; `X-Accepted-Scopes` names it), or is used from a network outside its `allowed_cidrs` (`ip_not_allowed`).",
         ),
+        (
+            "429",
+            "Over the key's rate limit or its fleet's cap (`rate_limited`), or its monthly quota (`quota_exceeded`); retry after `Retry-After` seconds.",
+        ),
         ("503", "DynamoDB is throttled or unreachable; retry after `Retry-After` seconds."),
     ];
     for (status, description) in shared.into_iter().chain(errors) {
         responses.insert(status.to_owned(), problem(description));
     }
-    for response in responses.values_mut() {
+    for (status, response) in responses.iter_mut() {
         response["headers"] = json!({"X-Request-Id": {"description": "The request's id, on every answer.",
                                                        "schema": {"type": "string"}}});
+        // Every authenticated answer states the key's limits (draft-ietf-httpapi-ratelimit-headers).
+        if status != "401" {
+            response["headers"]["RateLimit-Policy"] = json!({"schema": {"type": "string"},
+                "description": "The key's limits, e.g. `\"key\";q=100;w=1` (and `\"quota\"`, `\"tenant\"` items when set)."});
+            response["headers"]["RateLimit"] = json!({"schema": {"type": "string"},
+                "description": "What is left of each and when it resets, e.g. `\"key\";r=42;t=1`."});
+        }
     }
     let scope = route.required_scope.map(|s| s.as_str());
     let mut op = json!({
