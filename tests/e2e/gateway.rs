@@ -313,7 +313,10 @@ async fn every_authenticated_answer_carries_ratelimit_headers_and_a_looping_key_
             assert!((1..=1).contains(&retry_after), "a one-second window: {retry_after}");
             assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r=0;t="#));
             let problem: Value = answer.json().await.unwrap();
-            assert_eq!((&problem["code"], &problem["limit"], &problem["window_seconds"]), (&json!("rate_limited"), &json!(5), &json!(1)));
+            assert_eq!(
+                (&problem["code"], &problem["limit"], &problem["window_seconds"]),
+                (&json!("rate_limited"), &json!(5), &json!(1))
+            );
             break;
         }
         assert_eq!(status, 200);
@@ -322,8 +325,17 @@ async fn every_authenticated_answer_carries_ratelimit_headers_and_a_looping_key_
     }
     assert_eq!(answers.last(), Some(&429), "{answers:?}");
     // A key created without a limit has the deployment's default (the template's 100/second).
-    let plain = provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "plain", "preset": "read-only"})).await;
-    let answer = client.get(format!("{}/me", base_url())).header("X-API-Key", plain["api_key"].as_str().unwrap()).send().await.unwrap();
+    let plain = provision(
+        &client,
+        json!({"action": "create_key", "tenant_id": tenant, "name": "plain", "preset": "read-only"}),
+    )
+    .await;
+    let answer = client
+        .get(format!("{}/me", base_url()))
+        .header("X-API-Key", plain["api_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(answer.headers()["ratelimit-policy"], r#""key";q=100;w=1"#);
 }
 
@@ -331,7 +343,9 @@ async fn every_authenticated_answer_carries_ratelimit_headers_and_a_looping_key_
 async fn a_rate_limit_changed_on_a_live_key_applies_at_once_after_the_flush() {
     let client = reqwest::Client::new();
     let tenant = crate::new_tenant(&client, "e2e-relimit").await;
-    let created = provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "tms", "preset": "read-only"})).await;
+    let created =
+        provision(&client, json!({"action": "create_key", "tenant_id": tenant, "name": "tms", "preset": "read-only"}))
+            .await;
     let (api_key, key_id) = (created["api_key"].as_str().unwrap(), created["key"]["key_id"].as_str().unwrap());
     let me = || client.get(format!("{}/me", base_url())).header("X-API-Key", api_key).send();
     // The Allow (with the default limit) is cached by the gateway now.

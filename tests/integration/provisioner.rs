@@ -921,7 +921,10 @@ async fn bad_rate_limits_and_quotas_are_refused_by_field_and_change_nothing() {
         (json!({"rate_limit": {"requests": 0, "per": "second"}}), "requests must be at least 1"),
         (json!({"rate_limit": {"requests": -5, "per": "second"}}), "rate_limit: invalid value: integer `-5`"),
         (json!({"rate_limit": {"requests": 5, "per": "hour"}}), "unknown variant `hour`"),
-        (json!({"rate_limit": {"requests": 5, "per": "second", "burst": 4}}), "burst (4) must be at least requests (5)"),
+        (
+            json!({"rate_limit": {"requests": 5, "per": "second", "burst": 4}}),
+            "burst (4) must be at least requests (5)",
+        ),
         (json!({"rate_limit": {"requests": 5, "per": "second", "burst": 51}}), "at most 10 times"),
         (json!({"rate_limit": {"requests": 5, "per": "second", "window": 3}}), "unknown field `window`"),
         (json!({"rate_limit": "5/second"}), "rate_limit: invalid type"),
@@ -949,18 +952,26 @@ async fn bad_rate_limits_and_quotas_are_refused_by_field_and_change_nothing() {
     };
     let message = expect_refusal(
         &stack,
-        update(json!({"rate_limit": {"requests": 5000, "per": "second"}, "monthly_quota": 0, "allowed_cidrs": ["::/129"]})),
+        update(
+            json!({"rate_limit": {"requests": 5000, "per": "second"}, "monthly_quota": 0, "allowed_cidrs": ["::/129"]}),
+        ),
         "invalid_field",
     )
     .await;
     for field in ["rate_limit:", "monthly_quota:", "allowed_cidrs[0]:"] {
         assert!(message.contains(field), "every bad field at once: {message}");
     }
-    let unchanged = stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    let unchanged =
+        stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
     assert_eq!(unchanged["key"]["rate_limit"], json!({"requests": 5, "per": "second", "burst": 5}));
     assert_eq!(unchanged["key"]["monthly_quota"], 100);
-    let succeeded: Vec<String> =
-        stack.audit_trail().await.into_iter().filter(|(_, _, outcome)| outcome == "ok").map(|(action, _, _)| action).collect();
+    let succeeded: Vec<String> = stack
+        .audit_trail()
+        .await
+        .into_iter()
+        .filter(|(_, _, outcome)| outcome == "ok")
+        .map(|(action, _, _)| action)
+        .collect();
     assert_eq!(succeeded, ["create_key", "get_key"], "each refusal is recorded as one, and changed nothing");
 }
 
@@ -969,8 +980,10 @@ async fn rate_limits_and_quotas_reach_the_authorizer_and_change_on_the_live_key(
     let stack = TestStack::new().await;
     let authorizer = stack.authorizer();
     let created = stack
-        .provision(json!({"action": "create_key", "tenant_id": stack.tenant, "name": "telematics", "preset": "read-only",
-                          "rate_limit": {"requests": 5, "per": "second", "burst": 10}, "monthly_quota": 1000}))
+        .provision(
+            json!({"action": "create_key", "tenant_id": stack.tenant, "name": "telematics", "preset": "read-only",
+                          "rate_limit": {"requests": 5, "per": "second", "burst": 10}, "monthly_quota": 1000}),
+        )
         .await
         .unwrap();
     assert_eq!(created["key"]["rate_limit"], json!({"requests": 5, "per": "second", "burst": 10}));
@@ -1001,7 +1014,8 @@ async fn rate_limits_and_quotas_reach_the_authorizer_and_change_on_the_live_key(
         counter.admit(&auth, Timestamp::now().unix_seconds()).await;
     }
     let month = fleetgate_api::usage::UtcMonth::of(Timestamp::now().unix_seconds()).label();
-    let shown = stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
+    let shown =
+        stack.provision(json!({"action": "get_key", "tenant_id": stack.tenant, "key_id": key_id})).await.unwrap();
     assert_eq!(shown["key"]["usage"], json!({"month": month, "requests": 3}));
     let listed = stack.provision(json!({"action": "list_keys", "tenant_id": stack.tenant})).await.unwrap();
     assert_eq!(listed["data"][0]["usage"]["requests"], 3);
@@ -1020,16 +1034,23 @@ async fn rate_limits_and_quotas_reach_the_authorizer_and_change_on_the_live_key(
     assert_eq!((context("rate_limit").await, context("monthly_quota").await), ("100/second".into(), "2".into()));
     // A rotation keeps the restrictions.
     let rotated = stack
-        .provision(json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": 0}))
+        .provision(
+            json!({"action": "rotate_key", "tenant_id": stack.tenant, "key_id": key_id, "grace_period_hours": 0}),
+        )
         .await
         .unwrap();
     assert_eq!((&rotated["key"]["monthly_quota"], &rotated["key"]["rate_limit_from"]), (&json!(2), &json!("default")));
     let trail = stack
-        .provision(json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"action": "update_key_restrictions"}}))
+        .provision(
+            json!({"action": "list_audit", "tenant_id": stack.tenant, "filter": {"action": "update_key_restrictions"}}),
+        )
         .await
         .unwrap();
     let details = &trail["data"][0]["details"];
-    assert_eq!((&details["restrictions"]["monthly_quota"], &details["previous"]["monthly_quota"]), (&json!(2), &json!(1000)));
+    assert_eq!(
+        (&details["restrictions"]["monthly_quota"], &details["previous"]["monthly_quota"]),
+        (&json!(2), &json!(1000))
+    );
 }
 
 #[tokio::test]
@@ -1056,13 +1077,22 @@ async fn a_tenant_cap_is_set_shown_passed_to_the_authorizer_and_lifted() {
 
     for (event, code) in [
         (json!({"action": "put_tenant_limits", "tenant_id": stack.tenant}), "invalid_field"),
-        (json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": {"requests": 0, "per": "minute"}}), "invalid_field"),
-        (json!({"action": "put_tenant_limits", "tenant_id": "no-such-fleet", "rate_limit": {"requests": 5, "per": "second"}}), "tenant_not_found"),
+        (
+            json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": {"requests": 0, "per": "minute"}}),
+            "invalid_field",
+        ),
+        (
+            json!({"action": "put_tenant_limits", "tenant_id": "no-such-fleet", "rate_limit": {"requests": 5, "per": "second"}}),
+            "tenant_not_found",
+        ),
     ] {
         expect_refusal(&stack, event, code).await;
     }
     assert_eq!(tenant_cap().await, "600/minute", "refusals changed nothing");
-    stack.provision(json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": null})).await.unwrap();
+    stack
+        .provision(json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": null}))
+        .await
+        .unwrap();
     assert_eq!(tenant_cap().await, "");
     let shown = stack.provision(json!({"action": "get_tenant", "tenant_id": stack.tenant})).await.unwrap();
     assert_eq!((&shown["rate_limit"], &shown["usage"]), (&Value::Null, &Value::Null));

@@ -190,7 +190,11 @@ async fn a_tenant_cap_binds_across_its_keys_and_gives_back_the_keys_count() {
         key(
             &stack.tenant,
             key_id,
-            Limits { rate_limit: Some(limit("100/second")), tenant_rate_limit: Some(limit("3/minute")), ..Limits::default() },
+            Limits {
+                rate_limit: Some(limit("100/second")),
+                tenant_rate_limit: Some(limit("3/minute")),
+                ..Limits::default()
+            },
         )
     };
     let (first, second) = (capped(&new_key_id()), capped(&new_key_id()));
@@ -229,7 +233,11 @@ async fn a_quota_runs_out_mid_month_and_renews_with_the_next() {
     let stack = TestStack::new().await;
     let counter = counter(&stack);
     let quota = |key_id: &str| {
-        key(&stack.tenant, key_id, Limits { rate_limit: Some(limit("100/second")), monthly_quota: Some(3), ..Limits::default() })
+        key(
+            &stack.tenant,
+            key_id,
+            Limits { rate_limit: Some(limit("100/second")), monthly_quota: Some(3), ..Limits::default() },
+        )
     };
     let auth = quota(&new_key_id());
     let mid_month = 1_794_744_000; // 2026-11-15T12:00:00Z
@@ -269,9 +277,8 @@ async fn requests_from_a_refused_network_are_not_counted() {
     let auth = key(&stack.tenant, &new_key_id(), rate("5/minute"))
         .with_allowed_cidrs(Some(vec![fleetgate_scopes::Cidr::parse("198.51.100.0/24").unwrap()]));
     let fields: BTreeMap<&str, String> = auth.to_authorizer_context().into_iter().collect();
-    let refused = whoami::handler(&state, Req::new("GET", "/me").source_ip("203.0.113.9").build(Some(&fields)))
-        .await
-        .unwrap();
+    let refused =
+        whoami::handler(&state, Req::new("GET", "/me").source_ip("203.0.113.9").build(Some(&fields))).await.unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(header(&refused, "ratelimit-policy").is_none(), "nothing about the key");
     // A stolen key used from elsewhere cannot spend its holder's limits.
@@ -296,10 +303,7 @@ async fn me_shows_the_restrictions_and_this_months_usage() {
     assert_eq!(body["rate_limit"], json!({"requests": 10, "per": "second", "burst": 20}));
     assert_eq!(body["monthly_quota"], 1000);
     assert_eq!(body["tenant_rate_limit"], json!({"requests": 600, "per": "minute", "burst": 600}));
-    assert_eq!(
-        body["usage"],
-        json!({"month": UtcMonth::of(Timestamp::now().unix_seconds()).label(), "requests": 2})
-    );
+    assert_eq!(body["usage"], json!({"month": UtcMonth::of(Timestamp::now().unix_seconds()).label(), "requests": 2}));
 }
 
 #[tokio::test]
@@ -317,15 +321,28 @@ async fn limits_fail_open_when_the_usage_table_is_down_while_authentication_fail
             let response = me(&state, &auth).await;
             assert_eq!(response.status(), StatusCode::OK, "{fault:?}: limits open");
             // The policy is known, the counts are not: no RateLimit header that would lie.
-            assert_eq!(header(&response, "ratelimit-policy"), Some(r#""key";q=1;w=60, "quota";q=1;w="#.to_owned() + &UtcMonth::of(Timestamp::now().unix_seconds()).seconds().to_string()).as_deref());
+            assert_eq!(
+                header(&response, "ratelimit-policy"),
+                Some(
+                    r#""key";q=1;w=60, "quota";q=1;w="#.to_owned()
+                        + &UtcMonth::of(Timestamp::now().unix_seconds()).seconds().to_string()
+                )
+                .as_deref()
+            );
             assert!(header(&response, "ratelimit").is_none());
             assert_eq!(body_json(&response)["usage"]["requests"], Value::Null);
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(4), "{fault:?}: {:?} for two requests", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "{fault:?}: {:?} for two requests",
+            started.elapsed()
+        );
         // The same outage refuses authentication: the authorizer fails, it never allows.
-        let authorizer =
-            authorizer::handler(&through_proxy.authorizer(), crate::helpers::authorizer_event(&[("X-API-Key", &api_key)]))
-                .await;
+        let authorizer = authorizer::handler(
+            &through_proxy.authorizer(),
+            crate::helpers::authorizer_event(&[("X-API-Key", &api_key)]),
+        )
+        .await;
         assert!(authorizer.is_err(), "{fault:?}: authentication must fail closed");
     }
     proxy.set(Fault::None).await;

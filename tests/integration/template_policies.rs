@@ -243,7 +243,11 @@ fn no_wildcards_no_key_table_for_endpoints_and_an_append_only_audit() {
             if resource == USAGE {
                 // Counters only count: nothing deletes or replaces a month's usage, and
                 // only the provisioner reads it back.
-                let allowed = if function == "provisioner" { "dynamodb:GetItem dynamodb:BatchGetItem" } else { "dynamodb:UpdateItem" };
+                let allowed = if function == "provisioner" {
+                    "dynamodb:GetItem dynamodb:BatchGetItem"
+                } else {
+                    "dynamodb:UpdateItem"
+                };
                 assert!(allowed.split(' ').any(|a| a == action), "{function}: {action} on the usage table");
             }
             if resource == KEYS && action == "dynamodb:UpdateItem" && function == "authorizer" {

@@ -220,9 +220,10 @@ async fn two_thousand_mixed_requests_over_32_connections_lose_and_double_nothing
     // Limits on (every request counted), but above what the soak can reach on this
     // machine: it measures integrity under concurrency; tests/integration/rate_limits.rs
     // measures refusals. The count itself is checked below.
-    let created = provision(json!({"action": "create_key", "tenant_id": tenant, "name": "soak", "preset": "full-fleet",
+    let created =
+        provision(json!({"action": "create_key", "tenant_id": tenant, "name": "soak", "preset": "full-fleet",
                                    "rate_limit": {"requests": 1000, "per": "second"}}))
-    .await;
+        .await;
     let soak = Soak {
         http,
         base: base.clone(),

@@ -63,7 +63,9 @@ pub struct UpdateKeyRestrictions {
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -124,8 +126,8 @@ pub async fn create_key(state: &State, input: CreateKey, ctx: &Ctx) -> Result<Va
     let environment = checks.take(requested_environment(input.environment.as_deref(), state.environment));
     let expires_at = checks.take(expiry(input.expires_at.as_deref(), input.expires_in_days, now));
     let allowed_cidrs = checks.take(input.allowed_cidrs.as_deref().map(allowed_networks).transpose());
-    let rate_limit =
-        checks.take(input.rate_limit.as_ref().map(|v| rate_limit("rate_limit", v, state.rate_limits.ceiling)).transpose());
+    let rate_limit = checks
+        .take(input.rate_limit.as_ref().map(|v| rate_limit("rate_limit", v, state.rate_limits.ceiling)).transpose());
     let monthly_quota = checks.take(input.monthly_quota.as_ref().map(monthly_quota).transpose());
     checks.finish()?;
     let (
@@ -306,7 +308,8 @@ pub async fn update_key_restrictions(state: &State, input: UpdateKeyRestrictions
         ));
     }
     let mut checks = Checks::default();
-    let allowed = checks.take(input.allowed_cidrs.as_ref().map(|given| given.as_deref().map(allowed_networks).transpose()).transpose());
+    let allowed = checks
+        .take(input.allowed_cidrs.as_ref().map(|given| given.as_deref().map(allowed_networks).transpose()).transpose());
     let limit = checks.take(
         input
             .rate_limit
@@ -314,7 +317,8 @@ pub async fn update_key_restrictions(state: &State, input: UpdateKeyRestrictions
             .map(|given| given.as_ref().map(|v| rate_limit("rate_limit", v, state.rate_limits.ceiling)).transpose())
             .transpose(),
     );
-    let quota = checks.take(input.monthly_quota.as_ref().map(|given| given.as_ref().map(monthly_quota).transpose()).transpose());
+    let quota = checks
+        .take(input.monthly_quota.as_ref().map(|given| given.as_ref().map(monthly_quota).transpose()).transpose());
     checks.finish()?;
     let (Some(allowed), Some(limit), Some(quota)) = (allowed, limit, quota) else { unreachable!("every check passed") };
     let mut record = find(state, &input.tenant_id, &input.key_id).await?;
@@ -361,7 +365,10 @@ fn restrictions_shown(restrictions: &Restrictions) -> Value {
 /// "burst": B}` with N ≥ 1, N ≤ B ≤ 10 N, and an average rate at most the ceiling.
 pub(crate) fn rate_limit(field: &str, value: &Value, ceiling: Option<RateLimit>) -> Result<RateLimit> {
     let limit: RateLimit = serde_json::from_value(value.clone()).map_err(|err| {
-        ProvisionError::field(field, format!("{err}; give {{\"requests\": N, \"per\": \"second\" or \"minute\"}} and optionally \"burst\""))
+        ProvisionError::field(
+            field,
+            format!("{err}; give {{\"requests\": N, \"per\": \"second\" or \"minute\"}} and optionally \"burst\""),
+        )
     })?;
     if let Some(ceiling) = ceiling
         && limit.per_second() > ceiling.per_second()

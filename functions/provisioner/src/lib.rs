@@ -16,15 +16,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use fleetgate_api::ApiError;
+use fleetgate_api::Timestamp;
 use fleetgate_api::audit::{AuditLog, AuditRecord};
 use fleetgate_api::cursor_keys::CursorKeys;
 use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::keys::{KeyRecord, KeyResolver, KeyStore};
-use fleetgate_api::usage::{UsageCounter, UtcMonth};
 use fleetgate_api::list::{CursorSigner, MAX_LIMIT, Position};
+use fleetgate_api::usage::{UsageCounter, UtcMonth};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::tenants::TenantStore;
-use fleetgate_api::Timestamp;
 use fleetgate_scopes::{Environment, RateLimit, TenantId};
 
 pub use cache::AuthorizerCache;

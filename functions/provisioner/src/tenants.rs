@@ -4,8 +4,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use fleetgate_api::Timestamp;
-use fleetgate_fleet::tenants::Tenant;
 use fleetgate_api::usage::UtcMonth;
+use fleetgate_fleet::tenants::Tenant;
 use fleetgate_scopes::{RateLimit, TenantId};
 
 use crate::error::Checks;
@@ -62,7 +62,9 @@ pub async fn create_tenant(state: &State, input: CreateTenant, ctx: &Ctx) -> Res
 pub async fn get_tenant(state: &State, input: GetTenant, _ctx: &Ctx) -> Result<Value> {
     let tenant = existing_tenant(state, &input.tenant_id).await?;
     let rate_limit = state.keys.tenant_rate_limit(&tenant.tenant_id).await?;
-    Ok(json!({ "tenant": tenant, "rate_limit": rate_limit, "usage": tenant_usage(state, &tenant.tenant_id, rate_limit).await? }))
+    Ok(
+        json!({ "tenant": tenant, "rate_limit": rate_limit, "usage": tenant_usage(state, &tenant.tenant_id, rate_limit).await? }),
+    )
 }
 
 /// Sets or lifts the tenant's cap, audited; the authorizer cache is flushed, as
@@ -77,10 +79,15 @@ pub async fn put_tenant_limits(state: &State, input: PutTenantLimits, ctx: &Ctx)
     let previous = state.keys.tenant_rate_limit(&tenant.tenant_id).await?;
     let details = json!({"rate_limit": rate_limit, "previous_rate_limit": previous});
     let audit = ctx.audit(state, &tenant.tenant_id, "put_tenant_limits", None, "ok", details);
-    state.keys.set_tenant_rate_limit(&tenant.tenant_id, rate_limit, Timestamp::now(), state.audit.put_item(&audit)?).await?;
+    state
+        .keys
+        .set_tenant_rate_limit(&tenant.tenant_id, rate_limit, Timestamp::now(), state.audit.put_item(&audit)?)
+        .await?;
     let flushed = crate::actions::flush_authorizer_cache(state).await;
-    Ok(json!({ "tenant": tenant, "rate_limit": rate_limit, "usage": tenant_usage(state, &tenant.tenant_id, rate_limit).await?,
-               "authorizer_cache_flushed": flushed }))
+    Ok(
+        json!({ "tenant": tenant, "rate_limit": rate_limit, "usage": tenant_usage(state, &tenant.tenant_id, rate_limit).await?,
+               "authorizer_cache_flushed": flushed }),
+    )
 }
 
 /// The tenant's requests this month, counted while it has a cap (`null` without one).

@@ -74,8 +74,11 @@ impl<'a> From<&'a Call> for Me<'a> {
 
 #[tracing::instrument(name = "GET /me", skip_all)]
 pub async fn handler(state: &State, req: Request) -> Result<Response<Body>, Error> {
-    Ok(serve(&state.gate, &routes::WHOAMI, req, |call, _req| async move {
-        json_response(StatusCode::OK, &Me::from(&call))
-    })
+    Ok(serve(
+        &state.gate,
+        &routes::WHOAMI,
+        req,
+        |call, _req| async move { json_response(StatusCode::OK, &Me::from(&call)) },
+    )
     .await)
 }

@@ -226,7 +226,12 @@ impl TableNames {
 
     /// (template logical id, table name) pairs.
     pub fn by_logical_id(&self) -> [(&'static str, &str); 4] {
-        [("KeysTable", &self.keys), ("FleetTable", &self.fleet), ("AuditTable", &self.audit), ("UsageTable", &self.usage)]
+        [
+            ("KeysTable", &self.keys),
+            ("FleetTable", &self.fleet),
+            ("AuditTable", &self.audit),
+            ("UsageTable", &self.usage),
+        ]
     }
 }
 

@@ -104,10 +104,14 @@ pub enum ApiError {
     #[error("This key may not be used from your network.")]
     IpNotAllowed,
     /// Over a rate limit: the key's own, or its tenant's cap (`who` says which).
-    #[error("Too many requests: {who} may make {limit} requests per {window_seconds} seconds. Retry after {retry_after} seconds.")]
+    #[error(
+        "Too many requests: {who} may make {limit} requests per {window_seconds} seconds. Retry after {retry_after} seconds."
+    )]
     RateLimited { who: &'static str, limit: u64, window_seconds: u64, retry_after: u64 },
     /// The key's monthly quota is spent until the next UTC month.
-    #[error("This key's monthly quota of {limit} requests is used up; it renews at the start of the next UTC month, in {retry_after} seconds.")]
+    #[error(
+        "This key's monthly quota of {limit} requests is used up; it renews at the start of the next UTC month, in {retry_after} seconds."
+    )]
     QuotaExceeded { limit: u64, window_seconds: u64, retry_after: u64 },
     /// Unknown id, including another tenant's.
     #[error("No {resource} with that id exists.")]
@@ -361,12 +365,20 @@ mod tests {
 
     #[test]
     fn over_a_limit_is_a_429_with_retry_after_and_the_limit() {
-        let response = ApiError::RateLimited { who: "this key", limit: 5, window_seconds: 1, retry_after: 1 }.to_response("r");
+        let response =
+            ApiError::RateLimited { who: "this key", limit: 5, window_seconds: 1, retry_after: 1 }.to_response("r");
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["retry-after"], "1");
         let body = body_of(&response);
-        assert_eq!((body["code"].as_str(), body["limit"].as_u64(), body["window_seconds"].as_u64(), body["retry_after"].as_u64()),
-                   (Some("rate_limited"), Some(5), Some(1), Some(1)));
+        assert_eq!(
+            (
+                body["code"].as_str(),
+                body["limit"].as_u64(),
+                body["window_seconds"].as_u64(),
+                body["retry_after"].as_u64()
+            ),
+            (Some("rate_limited"), Some(5), Some(1), Some(1))
+        );
         let quota = ApiError::QuotaExceeded { limit: 9, window_seconds: 2_592_000, retry_after: 3600 }.to_response("r");
         assert_eq!((quota.status().as_u16(), quota.headers()["retry-after"].to_str().unwrap()), (429, "3600"));
         assert_eq!(body_of(&quota)["code"], "quota_exceeded");

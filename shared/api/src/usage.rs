@@ -130,8 +130,11 @@ pub struct LimitState {
 impl LimitState {
     /// `RateLimit-Policy`: `"key";q=100;w=1, "quota";q=10000;w=2592000`.
     pub fn policy_header(&self) -> Option<String> {
-        let items: Vec<String> =
-            self.policies.iter().map(|p| format!("\"{}\";q={};w={}", p.name.as_str(), p.quota, p.window_seconds)).collect();
+        let items: Vec<String> = self
+            .policies
+            .iter()
+            .map(|p| format!("\"{}\";q={};w={}", p.name.as_str(), p.quota, p.window_seconds))
+            .collect();
         (!items.is_empty()).then(|| items.join(", "))
     }
 
@@ -293,7 +296,8 @@ impl UsageCounter {
         };
         let used = number(&item, USED);
         let window_count = key_window.as_ref().map_or(0, |w| number(&item, &w.attribute));
-        let mut policies: Vec<PolicyState> = key_window.iter().map(|w| w.state(PolicyName::Key, window_count)).collect();
+        let mut policies: Vec<PolicyState> =
+            key_window.iter().map(|w| w.state(PolicyName::Key, window_count)).collect();
         policies.extend(quota_state(used));
         if refused {
             // The old item says which condition failed: the quota, else the window.
@@ -398,8 +402,10 @@ impl UsageCounter {
         if !conditions.is_empty() {
             update = update.condition_expression(conditions.join(" AND "));
         }
-        let budget = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder().operation_timeout(COUNT_BUDGET).build();
-        let sent = update.customize().config_override(aws_sdk_dynamodb::Config::builder().timeout_config(budget)).send();
+        let budget =
+            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder().operation_timeout(COUNT_BUDGET).build();
+        let sent =
+            update.customize().config_override(aws_sdk_dynamodb::Config::builder().timeout_config(budget)).send();
         let (counted, item) = match sent.await {
             Ok(output) => {
                 let item = output.attributes.unwrap_or_default();
@@ -545,7 +551,13 @@ mod tests {
         let state = LimitState {
             policies: vec![
                 PolicyState { name: PolicyName::Key, quota: 100, window_seconds: 1, remaining: 42, reset_seconds: 1 },
-                PolicyState { name: PolicyName::Quota, quota: 10_000, window_seconds: 2_592_000, remaining: 9, reset_seconds: 86_400 },
+                PolicyState {
+                    name: PolicyName::Quota,
+                    quota: 10_000,
+                    window_seconds: 2_592_000,
+                    remaining: 9,
+                    reset_seconds: 86_400,
+                },
             ],
             counted: true,
         };

@@ -155,7 +155,17 @@ impl AuthContext {
         expires_at: Option<String>,
     ) -> AuthContext {
         let effective = granted.effective();
-        AuthContext { tenant_id, key_id, key_name, granted, effective, environment, expires_at, allowed_cidrs: None, limits: Limits::default() }
+        AuthContext {
+            tenant_id,
+            key_id,
+            key_name,
+            granted,
+            effective,
+            environment,
+            expires_at,
+            allowed_cidrs: None,
+            limits: Limits::default(),
+        }
     }
 
     /// The same context with these counted restrictions.

@@ -166,7 +166,18 @@ mod tests {
             assert_eq!(parsed.to_string(), text);
         }
         assert_eq!("5/second/5".parse::<RateLimit>().unwrap().to_string(), "5/second");
-        for bad in ["", "100", "0/second", "100/hour", "100/second/", "-1/second", "1e3/second", "5/second/4", "5/second/51", "1/second/2/3"] {
+        for bad in [
+            "",
+            "100",
+            "0/second",
+            "100/hour",
+            "100/second/",
+            "-1/second",
+            "1e3/second",
+            "5/second/4",
+            "5/second/51",
+            "1/second/2/3",
+        ] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?} accepted");
         }
     }
@@ -175,7 +186,10 @@ mod tests {
     fn json_takes_an_optional_burst_and_nothing_unknown() {
         let limit: RateLimit = serde_json::from_str(r#"{"requests": 5, "per": "second"}"#).unwrap();
         assert_eq!(limit, RateLimit { requests: 5, per: Per::Second, burst: 5 });
-        assert_eq!(serde_json::to_value(limit).unwrap(), serde_json::json!({"requests": 5, "per": "second", "burst": 5}));
+        assert_eq!(
+            serde_json::to_value(limit).unwrap(),
+            serde_json::json!({"requests": 5, "per": "second", "burst": 5})
+        );
         for bad in [
             r#"{"requests": 0, "per": "second"}"#,
             r#"{"requests": -1, "per": "second"}"#,

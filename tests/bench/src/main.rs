@@ -25,7 +25,7 @@ use fleetgate_fleet::inspections::{InspectionInput, InspectionStore};
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore};
 use fleetgate_local::{TableNames, Template, create_tables, workspace_root};
-use fleetgate_scopes::{AuthContext, Environment, Preset, TenantId};
+use fleetgate_scopes::{AuthContext, Environment, Limits, Preset, RateLimit, TenantId};
 
 use proxy::CountingProxy;
 use report::{FunctionResult, Measured, Report};
@@ -208,8 +208,33 @@ fn inspection_body(vehicle_id: &str) -> Value {
                        {"item_id": "lights", "status": "pass"}]})
 }
 
+/// The limits the authorizer passes for a key without its own: the template's
+/// DefaultRateLimit, so every request is counted (one UpdateItem), as on AWS. High
+/// enough that the bench never hits it.
+fn default_limits() -> Limits {
+    let default = Template::load_default().ok().and_then(|t| t.parameter_default("DefaultRateLimit"));
+    let limit: RateLimit = default.as_deref().unwrap_or("100/second").parse().expect("the template's default parses");
+    // The bench calls faster than 100/s on one key: the same limit shape, scaled up.
+    Limits { rate_limit: RateLimit::new(limit.requests * 1000, limit.per, None).ok(), ..Limits::default() }
+}
+
 /// A REST API (v1) proxy event after the authorizer, for a full-fleet key of `tenant`.
 fn rest_event(
+    tenant: &str,
+    seed_key_id: &str,
+    method: &str,
+    path: &str,
+    id: Option<&str>,
+    query: Option<Value>,
+    body: Option<Value>,
+) -> Value {
+    rest_event_with(default_limits(), tenant, seed_key_id, method, path, id, query, body)
+}
+
+/// [`rest_event`] for a key with `limits`.
+#[allow(clippy::too_many_arguments)]
+fn rest_event_with(
+    limits: Limits,
     tenant: &str,
     seed_key_id: &str,
     method: &str,
@@ -225,7 +250,8 @@ fn rest_event(
         Preset::FullFleet.scopes(),
         Environment::Test,
         None,
-    );
+    )
+    .with_limits(limits);
     let authorizer: serde_json::Map<String, Value> =
         context.to_authorizer_context().into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
     let full_path = match id {
@@ -286,35 +312,62 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             name: "authorizer".into(),
             command: binary("authorizer"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             event: Box::new(authorizer_event.clone()),
         },
         Subject {
             name: "whoami".into(),
             command: binary("whoami"),
             cwd: None,
-            round_trips: 0,
+            round_trips: 1,
             event: rest("GET", "/me", None, None, None),
         },
         Subject {
             name: "get-vehicle".into(),
             command: binary("get-vehicle"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             event: rest("GET", "/vehicles", Some(vehicle.clone()), None, None),
+        },
+        // The limiter's cost, by difference with get-vehicle: the same request with a
+        // context that counts nothing, and with a tenant cap (a second, sequential count).
+        Subject {
+            name: "get-vehicle, uncounted".into(),
+            command: binary("get-vehicle"),
+            cwd: None,
+            round_trips: 1,
+            event: {
+                let (key_id, vehicle) = (seed.key_id.clone(), vehicle.clone());
+                Box::new(move |_| {
+                    rest_event_with(Limits::default(), TENANT, &key_id, "GET", "/vehicles", Some(&vehicle), None, None)
+                })
+            },
+        },
+        Subject {
+            name: "get-vehicle, tenant cap".into(),
+            command: binary("get-vehicle"),
+            cwd: None,
+            round_trips: 3,
+            event: {
+                let (key_id, vehicle) = (seed.key_id.clone(), vehicle.clone());
+                let capped = Limits { tenant_rate_limit: default_limits().rate_limit, ..default_limits() };
+                Box::new(move |_| {
+                    rest_event_with(capped.clone(), TENANT, &key_id, "GET", "/vehicles", Some(&vehicle), None, None)
+                })
+            },
         },
         Subject {
             name: "list-vehicles".into(),
             command: binary("list-vehicles"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             event: rest("GET", "/vehicles", None, Some(json!({"limit": "25"})), None),
         },
         Subject {
             name: "create-vehicle".into(),
             command: binary("create-vehicle"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             // A new VIN each time: every invocation really creates a vehicle.
             event: Box::new(move |n| {
                 let body = json!({"vin": format!("1BENCH{:011}", n + std::process::id() as usize * 100_000), "name": "Bench", "make": "Volvo", "model": "FH", "year": 2022});
@@ -325,7 +378,7 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             name: "update-vehicle".into(),
             command: binary("update-vehicle"),
             cwd: None,
-            round_trips: 2,
+            round_trips: 3,
             event: rest("PUT", "/vehicles", Some(vehicle.clone()), None, Some(truck)),
         },
         Subject {
@@ -333,14 +386,14 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             command: binary("patch-vehicle"),
             cwd: None,
             // Read, then the conditional write (as PUT).
-            round_trips: 2,
+            round_trips: 3,
             event: rest("PATCH", "/vehicles", Some(vehicle.clone()), None, Some(json!({"odometer_km": 2}))),
         },
         Subject {
             name: "list-inspection-templates".into(),
             command: binary("list-inspection-templates"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             event: {
                 let key_id = seed.key_id.clone();
                 Box::new(move |_| {
@@ -352,28 +405,28 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             name: "list-inspections".into(),
             command: binary("list-inspections"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             event: rest("GET", "/inspections", None, Some(json!({"vehicle_id": vehicle.clone()})), None),
         },
         Subject {
             name: "get-inspection".into(),
             command: binary("get-inspection"),
             cwd: None,
-            round_trips: 1,
+            round_trips: 2,
             event: rest("GET", "/inspections", Some(seed.inspection_id.clone()), None, None),
         },
         Subject {
             name: "create-inspection".into(),
             command: binary("create-inspection"),
             cwd: None,
-            round_trips: 2,
+            round_trips: 3,
             event: rest("POST", "/inspections", None, None, Some(inspection_body(&vehicle))),
         },
         Subject {
             name: "provisioner".into(),
             command: binary("provisioner"),
             cwd: None,
-            round_trips: 2,
+            round_trips: 3,
             event: Box::new(move |_| json!({"action": "get_key", "tenant_id": TENANT, "key_id": key_id})),
         },
     ];
@@ -415,6 +468,7 @@ fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> R
         .env("KEYS_TABLE", &seed.tables.keys)
         .env("FLEET_TABLE", &seed.tables.fleet)
         .env("AUDIT_TABLE", &seed.tables.audit)
+        .env("USAGE_TABLE", &seed.tables.usage)
         // The cursor secret is read from the emulator itself (on first use, not at init).
         .env("CURSOR_SECRET_ARN", &seed.cursor_secret)
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &seed.emulator)

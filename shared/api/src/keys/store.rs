@@ -334,7 +334,12 @@ impl KeyStore {
         at: Timestamp,
         audit: TransactWriteItem,
     ) -> Result<(), DbError> {
-        let item = TenantLimitsItem { key_hash: tenant_limits_hash(tenant), limits_of: tenant.clone(), rate_limit, updated_at: at };
+        let item = TenantLimitsItem {
+            key_hash: tenant_limits_hash(tenant),
+            limits_of: tenant.clone(),
+            rate_limit,
+            updated_at: at,
+        };
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(item)?))
