@@ -383,3 +383,21 @@ fn bodies_over_the_functions_limit_are_refused_by_waf_before_lambda() {
     let arn = association["ResourceArn"]["Fn::Sub"].as_str().unwrap();
     assert!(arn.ends_with("/restapis/${FleetApi}/stages/${FleetApiStage}"), "{arn}");
 }
+
+#[test]
+fn limits_settings_are_the_templates_locally_and_every_counting_function_knows_its_table() {
+    let template = Template::load_default().unwrap();
+    let local = fleetgate_local::local_env().unwrap();
+    for (parameter, variable) in [("DefaultRateLimit", "DEFAULT_RATE_LIMIT"), ("RateLimitCeiling", "RATE_LIMIT_CEILING")] {
+        let default = template.parameter_default(parameter).unwrap();
+        assert!(default.parse::<fleetgate_scopes::RateLimit>().is_ok(), "{parameter}: {default}");
+        assert_eq!(local.get(variable), Some(&default), "the local stack's {variable} is the template's {parameter}");
+    }
+    // A function allowed to count has the table's name (it refuses to start without).
+    for (_, resource) in template.resources() {
+        let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
+        let counts = actual()[binary].iter().any(|(action, resource, _)| action == "dynamodb:UpdateItem" && resource == USAGE);
+        let variables = &resource["Properties"]["Environment"]["Variables"];
+        assert_eq!(counts, variables.get("USAGE_TABLE").is_some(), "{binary}");
+    }
+}
