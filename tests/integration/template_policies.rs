@@ -388,16 +388,23 @@ fn bodies_over_the_functions_limit_are_refused_by_waf_before_lambda() {
 fn limits_settings_are_the_templates_locally_and_every_counting_function_knows_its_table() {
     let template = Template::load_default().unwrap();
     let local = fleetgate_local::local_env().unwrap();
-    for (parameter, variable) in [("DefaultRateLimit", "DEFAULT_RATE_LIMIT"), ("RateLimitCeiling", "RATE_LIMIT_CEILING")] {
+    for (parameter, variable) in
+        [("DefaultRateLimit", "DEFAULT_RATE_LIMIT"), ("RateLimitCeiling", "RATE_LIMIT_CEILING")]
+    {
         let default = template.parameter_default(parameter).unwrap();
         assert!(default.parse::<fleetgate_scopes::RateLimit>().is_ok(), "{parameter}: {default}");
         assert_eq!(local.get(variable), Some(&default), "the local stack's {variable} is the template's {parameter}");
     }
-    // A function allowed to count has the table's name (it refuses to start without).
+    // A function granted the usage table has its name (it refuses to start without),
+    // and every endpoint function counts.
+    let grants = actual();
     for (_, resource) in template.resources() {
         let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
-        let counts = actual()[binary].iter().any(|(action, resource, _)| action == "dynamodb:UpdateItem" && resource == USAGE);
+        let uses = grants[binary].iter().any(|(_, resource, _)| resource == USAGE);
+        let counts =
+            grants[binary].iter().any(|(action, resource, _)| action == "dynamodb:UpdateItem" && resource == USAGE);
         let variables = &resource["Properties"]["Environment"]["Variables"];
-        assert_eq!(counts, variables.get("USAGE_TABLE").is_some(), "{binary}");
+        assert_eq!(uses, variables.get("USAGE_TABLE").is_some(), "{binary}");
+        assert_eq!(counts, !["authorizer", "provisioner"].contains(&binary), "{binary}");
     }
 }

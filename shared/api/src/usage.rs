@@ -239,7 +239,14 @@ enum Counted {
 }
 
 impl UsageCounter {
+    /// Counts through `client`'s connections, with its own time budget
+    /// ([`COUNT_BUDGET`]), set once here rather than on every request.
     pub fn new(client: Client, table: String) -> UsageCounter {
+        let budget = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(COUNT_BUDGET)
+            .operation_timeout(COUNT_BUDGET)
+            .build();
+        let client = Client::from_conf(client.config().to_builder().timeout_config(budget).build());
         UsageCounter { client, table, ended: Arc::default() }
     }
 
