@@ -99,16 +99,14 @@ impl KeyResolver {
                 return reject(Rejection::Expired);
             }
         }
-        // Both at once: the hourly use record and the tenant's cap.
-        let touch = async {
-            if record.last_used_is_stale(now) {
-                // Best effort: a failed bookkeeping write must not deny a valid key.
-                if let Err(err) = self.store.touch_last_used(&hash, now).await {
-                    tracing::warn!(key_id = %record.key_id, error = %err, "could not record key use");
-                }
+        if record.last_used_is_stale(now) {
+            // Best effort: a failed bookkeeping write must not deny a valid key.
+            if let Err(err) = self.store.touch_last_used(&hash, now).await {
+                tracing::warn!(key_id = %record.key_id, error = %err, "could not record key use");
             }
-        };
-        let (tenant_rate_limit, ()) = tokio::join!(self.store.tenant_rate_limit(&record.tenant_id), touch);
+        }
+        // One call after the other, on the function's one connection.
+        let tenant_rate_limit = self.store.tenant_rate_limit(&record.tenant_id).await;
         // A limit, not a permission: unreadable, it is left out (limits fail open), logged.
         let tenant_rate_limit = tenant_rate_limit.unwrap_or_else(|err| {
             tracing::error!(tenant_id = %record.tenant_id, error = %err, "could not read the tenant's cap: not applied");
