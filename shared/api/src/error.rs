@@ -105,12 +105,15 @@ pub enum ApiError {
     IpNotAllowed,
     /// Over a rate limit: the key's own, or its tenant's cap (`who` says which).
     #[error(
-        "Too many requests: {who} may make {limit} requests per {window_seconds} seconds. Retry after {retry_after} seconds."
+        "Too many requests: {who} may make {limit} requests {}. Retry after {}.",
+        per_window(*.window_seconds),
+        seconds(*.retry_after)
     )]
     RateLimited { who: &'static str, limit: u64, window_seconds: u64, retry_after: u64 },
     /// The key's monthly quota is spent until the next UTC month.
     #[error(
-        "This key's monthly quota of {limit} requests is used up; it renews at the start of the next UTC month, in {retry_after} seconds."
+        "This key's monthly quota of {limit} requests is used up; it renews at the start of the next UTC month, in {}.",
+        seconds(*.retry_after)
     )]
     QuotaExceeded { limit: u64, window_seconds: u64, retry_after: u64 },
     /// Unknown id, including another tenant's.
@@ -142,6 +145,16 @@ pub enum ApiError {
     /// A bug or an unexpected failure. Its cause goes to the log, never to the client.
     #[error("Something went wrong on our side. Quote the request_id if you contact support.")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `per second`, `per 60 seconds`.
+fn per_window(seconds: u64) -> String {
+    if seconds == 1 { "per second".to_owned() } else { format!("per {seconds} seconds") }
+}
+
+/// `1 second`, `5 seconds`.
+fn seconds(count: u64) -> String {
+    if count == 1 { "1 second".to_owned() } else { format!("{count} seconds") }
 }
 
 impl ApiError {
@@ -382,6 +395,7 @@ mod tests {
         let quota = ApiError::QuotaExceeded { limit: 9, window_seconds: 2_592_000, retry_after: 3600 }.to_response("r");
         assert_eq!((quota.status().as_u16(), quota.headers()["retry-after"].to_str().unwrap()), (429, "3600"));
         assert_eq!(body_of(&quota)["code"], "quota_exceeded");
+        assert_eq!(body["detail"], "Too many requests: this key may make 5 requests per second. Retry after 1 second.");
     }
 
     #[test]

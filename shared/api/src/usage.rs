@@ -370,12 +370,7 @@ impl UsageCounter {
         quota: Option<u64>,
     ) -> Result<Counted, DbError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_owned()))
-            .key("sk", AttributeValue::S(month.label()))
-            .expression_attribute_names("#used", USED)
+            .update_of(pk, month)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":ttl", AttributeValue::N(month.next().next().start_epoch().to_string()))
@@ -447,15 +442,24 @@ impl UsageCounter {
         }
     }
 
-    /// Takes back one count from `pk` (a request its tenant's cap refused).
-    async fn uncount(&self, pk: &str, month: &UtcMonth, window: Option<&Window>) -> Result<(), DbError> {
-        let mut update = self
-            .client
+    /// An update of item `pk`'s `month`, its `used` named `#used`.
+    fn update_of(
+        &self,
+        pk: &str,
+        month: &UtcMonth,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk.to_owned()))
             .key("sk", AttributeValue::S(month.label()))
             .expression_attribute_names("#used", USED)
+    }
+
+    /// Takes back one count from `pk` (a request its tenant's cap refused).
+    async fn uncount(&self, pk: &str, month: &UtcMonth, window: Option<&Window>) -> Result<(), DbError> {
+        let mut update = self
+            .update_of(pk, month)
             .expression_attribute_values(":minus_one", AttributeValue::N("-1".into()))
             .condition_expression("attribute_exists(#used)");
         update = match window {
