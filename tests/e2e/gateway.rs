@@ -300,30 +300,33 @@ async fn every_authenticated_answer_carries_ratelimit_headers_and_a_looping_key_
         .unwrap();
     assert_eq!(forbidden.status(), 403);
     assert_eq!(forbidden.headers()["ratelimit-policy"], r#""key";q=5;w=1"#);
-    let mut answers = Vec::new();
-    let started = Instant::now();
-    // Looping as a runaway client would: within one second, the sixth request is refused.
-    while answers.len() < 40 && started.elapsed() < Duration::from_secs(5) {
-        let answer = get("/me").await.unwrap();
-        let status = answer.status().as_u16();
-        let headers = answer.headers().clone();
-        answers.push(status);
-        if status == 429 {
-            let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-            assert!((1..=1).contains(&retry_after), "a one-second window: {retry_after}");
-            assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r=0;t="#));
-            let problem: Value = answer.json().await.unwrap();
-            assert_eq!(
-                (&problem["code"], &problem["limit"], &problem["window_seconds"]),
-                (&json!("rate_limited"), &json!(5), &json!(1))
-            );
+    // A runaway client: bursts of ten at once (one second's window holds five), until refused.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let answers = futures::future::join_all((0..10).map(|_| get("/me"))).await;
+        for answer in answers {
+            let answer = answer.unwrap();
+            let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
+            statuses.push(status);
+            assert_eq!(headers["ratelimit-policy"], r#""key";q=5;w=1"#, "{status}");
+            if status == 429 {
+                assert_eq!(headers["retry-after"], "1", "a one-second window");
+                assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r=0;t="#));
+                let problem: Value = answer.json().await.unwrap();
+                assert_eq!(
+                    (&problem["code"], &problem["limit"], &problem["window_seconds"]),
+                    (&json!("rate_limited"), &json!(5), &json!(1))
+                );
+            } else {
+                assert_eq!(status, 200);
+                assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r="#), "{headers:?}");
+            }
+        }
+        if statuses.contains(&429) {
             break;
         }
-        assert_eq!(status, 200);
-        assert_eq!(headers["ratelimit-policy"], r#""key";q=5;w=1"#);
-        assert!(headers["ratelimit"].to_str().unwrap().starts_with(r#""key";r="#), "{headers:?}");
     }
-    assert_eq!(answers.last(), Some(&429), "{answers:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
     // A key created without a limit has the deployment's default (the template's 100/second).
     let plain = provision(
         &client,
