@@ -1,5 +1,5 @@
 # The two commands of README.md. Everything they need is installed into .tools/.
-.PHONY: dev test fuzz bench sam-build
+.PHONY: dev test fuzz bench sam-build metrics
 
 ## Run the API locally on http://127.0.0.1:9000 (DynamoDB Local + cargo lambda watch).
 dev:
@@ -17,6 +17,13 @@ fuzz:
 ## Benchmarks of SPEC §7 (cold start, warm overhead, RSS, connections, size); writes docs/.
 bench:
 	bash infra/bench.sh
+
+## What production would chart: the EMF metrics in the functions' log of the latest
+## `make dev` or `make test` (or LOG=path), checked and summed per metric and dimensions.
+LOG ?= $(shell ls -t .local/watch-*.log 2>/dev/null | head -1)
+metrics:
+	@test -n "$(LOG)" || { echo "no .local/watch-*.log yet: run make dev or make test first (or LOG=path)"; exit 2; }
+	cargo run --quiet --bin local-stack -- metrics "$(LOG)"
 
 ## sam build (arm64 release binaries via cargo lambda), as `sam deploy` needs it.
 sam-build:

@@ -408,3 +408,103 @@ fn limits_settings_are_the_templates_locally_and_every_counting_function_knows_i
         assert_eq!(counts, !["authorizer", "provisioner"].contains(&binary), "{binary}");
     }
 }
+
+#[test]
+fn every_function_logs_json_into_a_log_group_of_its_own_that_expires() {
+    let resources = translated()["Resources"].as_object().unwrap().clone();
+    let retention = serde_json::json!({"Ref": "LogRetentionDays"});
+    let mut used = std::collections::BTreeSet::new();
+    let functions: Vec<_> = resources.iter().filter(|(_, r)| r["Type"] == "AWS::Lambda::Function").collect();
+    assert!(functions.len() >= 12, "{} functions", functions.len());
+    for (name, function) in functions {
+        let logging = &function["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{name}");
+        assert_eq!(logging["ApplicationLogLevel"], serde_json::json!({"Ref": "ApplicationLogLevel"}), "{name}");
+        assert_eq!(logging["SystemLogLevel"], serde_json::json!({"Ref": "SystemLogLevel"}), "{name}");
+        let group =
+            logging["LogGroup"]["Ref"].as_str().unwrap_or_else(|| panic!("{name} declares no log group: {logging}"));
+        assert_eq!(resources[group]["Type"], "AWS::Logs::LogGroup", "{name}: {group}");
+        assert!(used.insert(group.to_owned()), "{group} is shared by two functions");
+    }
+    // Every log group of the stack (the API's access log too) expires after the parameter's days.
+    for (name, resource) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::Logs::LogGroup") {
+        assert_eq!(resource["Properties"]["RetentionInDays"], retention, "{name}");
+    }
+    let template = Template::load_default().unwrap();
+    assert_eq!(template.parameter_default("LogRetentionDays").as_deref(), Some("30"));
+}
+
+/// Metrics AWS publishes that alarms may name: (namespace, metric, dimension keys).
+const AWS_METRICS: [(&str, &str, &[&str]); 7] = [
+    ("AWS/ApiGateway", "5XXError", &["ApiName", "Stage"]),
+    ("AWS/ApiGateway", "Latency", &["ApiName", "Stage"]),
+    ("AWS/Lambda", "Errors", &["FunctionName"]),
+    ("AWS/Lambda", "Throttles", &["FunctionName"]),
+    ("AWS/DynamoDB", "ReadThrottleEvents", &["TableName"]),
+    ("AWS/DynamoDB", "WriteThrottleEvents", &["TableName"]),
+    ("AWS/DynamoDB", "SystemErrors", &["TableName", "Operation"]),
+];
+
+/// (namespace, metric, sorted dimension keys, the dimensions as JSON) of each metric an alarm reads.
+fn alarm_metrics(alarm: &serde_json::Value) -> Vec<(String, String, Vec<String>, serde_json::Value)> {
+    let properties = &alarm["Properties"];
+    let stats: Vec<&serde_json::Value> = match properties["Metrics"].as_array() {
+        Some(metrics) => metrics.iter().filter_map(|m| m.get("MetricStat").map(|s| &s["Metric"])).collect(),
+        None => vec![properties],
+    };
+    stats
+        .into_iter()
+        .map(|metric| {
+            let dimensions = metric["Dimensions"].clone();
+            let mut keys: Vec<String> = dimensions
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["Name"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            keys.sort();
+            let text = |field: &str| metric[field].as_str().unwrap_or_default().to_owned();
+            (text("Namespace"), text("MetricName"), keys, dimensions)
+        })
+        .collect()
+}
+
+#[test]
+fn every_alarm_names_a_metric_aws_publishes_or_the_code_emits_and_notifies_the_topic() {
+    let resources = translated()["Resources"].as_object().unwrap().clone();
+    let sorted = |keys: &[&str]| {
+        let mut keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        keys.sort();
+        keys
+    };
+    let mut watched = BTreeSet::new();
+    for (name, alarm) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm") {
+        assert_eq!(alarm["Properties"]["AlarmActions"], serde_json::json!([{"Ref": "AlarmTopic"}]), "{name}");
+        let metrics = alarm_metrics(alarm);
+        assert!(!metrics.is_empty(), "{name} reads no metric");
+        for (namespace, metric, keys, dimensions) in metrics {
+            let known = if namespace == fleetgate_api::metrics::NAMESPACE {
+                fleetgate_api::metrics::CATALOG.iter().any(|(n, dims)| *n == metric && sorted(dims) == keys)
+            } else {
+                AWS_METRICS.iter().any(|(ns, n, dims)| *ns == namespace && *n == metric && sorted(dims) == keys)
+            };
+            assert!(known, "{name}: {namespace} {metric} {keys:?} is neither emitted by the code nor published by AWS");
+            for dimension in dimensions.as_array().into_iter().flatten() {
+                if let Some(resource) = dimension["Value"]["Ref"].as_str() {
+                    watched.insert((metric.clone(), resource.to_owned()));
+                }
+            }
+        }
+    }
+    // Every function has its errors and throttles watched, every table its throttles and 500s.
+    for (resource, kind) in resources.iter().map(|(n, r)| (n, r["Type"].as_str().unwrap_or_default())) {
+        let wanted: &[&str] = match kind {
+            "AWS::Lambda::Function" => &["Errors", "Throttles"],
+            "AWS::DynamoDB::Table" => &["ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"],
+            _ => &[],
+        };
+        for metric in wanted {
+            assert!(watched.contains(&((*metric).to_owned(), resource.clone())), "no {metric} alarm for {resource}");
+        }
+    }
+}

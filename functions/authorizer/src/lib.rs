@@ -16,6 +16,7 @@ use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::http::API_KEY_HEADER;
 use fleetgate_api::keys::{KeyResolver, KeyStore, ResolveError};
+use fleetgate_api::metrics;
 use fleetgate_scopes::AuthContext;
 
 /// What the function keeps across invocations.
@@ -91,10 +92,12 @@ pub async fn handler(
         Ok(auth) => auth,
         Err(ResolveError::Rejected(why)) => {
             tracing::info!(reason = %why, "key refused");
+            metrics::authorizer_outcome("AuthRefusals", why.reason()).emit();
             return Err(AuthorizerError::Unauthorized);
         }
         Err(ResolveError::Store(err)) => {
             tracing::error!(error = ?err, "key store unavailable");
+            metrics::authorizer_outcome("AuthFailures", "key_store_unavailable").emit();
             return Err(AuthorizerError::Failure(Box::new(err)));
         }
     };

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_norway::Value;
 
 pub mod gateway;
+pub mod metrics;
 pub mod openapi;
 pub mod secrets;
 

@@ -23,9 +23,12 @@ fn main() -> Result<(), Error> {
         println!("{}", serde_json::to_string_pretty(&fleetgate_local::openapi::document())?);
         return Ok(());
     }
+    if command == "metrics" {
+        return metrics(&std::env::args().skip(2).collect::<Vec<_>>());
+    }
     if !["setup", "tables", "check-secrets"].contains(&command.as_str()) {
         eprintln!(
-            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack check-secrets <functions log> <log>...  # no key in tables or logs, no key hash in logs"
+            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack metrics [--require-every-route] <log>...  # EMF metrics in logs, checked and summed\n       local-stack check-secrets <functions log> <log>...  # no key in tables or logs, no key hash in logs"
         );
         std::process::exit(2);
     }
@@ -39,6 +42,27 @@ fn main() -> Result<(), Error> {
         }
     }
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(&command))
+}
+
+/// Prints the EMF metrics of `args` (log files); with `--require-every-route`,
+/// fails unless every route of the route table answered at least once.
+fn metrics(args: &[String]) -> Result<(), Error> {
+    let require_routes = args.iter().any(|a| a == "--require-every-route");
+    let mut summary = fleetgate_local::metrics::Summary::default();
+    for path in args.iter().filter(|a| !a.starts_with("--")) {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        fleetgate_local::metrics::summarise(&text, &mut summary).map_err(|e| format!("{path}: {e}"))?;
+    }
+    print!("{}", fleetgate_local::metrics::render(&summary));
+    if require_routes {
+        let seen = summary.dimension_values("Requests", "route");
+        let missing: Vec<String> =
+            fleetgate_scopes::ROUTES.iter().map(|r| r.describe()).filter(|r| !seen.contains(r)).collect();
+        if !missing.is_empty() {
+            return Err(format!("no Requests metric for {}", missing.join(", ")).into());
+        }
+    }
+    Ok(())
 }
 
 async fn run(command: &str) -> Result<(), Error> {

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use futures_util::FutureExt;
 
@@ -17,6 +19,7 @@ use fleetgate_scopes::{AuthContext, Route};
 use crate::audit::AuditLog;
 use crate::dynamo::ConfigError;
 use crate::error::ApiError;
+use crate::metrics::{MetricsDoc, Unit};
 use crate::timestamp::Timestamp;
 use crate::usage::{LimitState, PolicyName, Refusal, UsageCounter, Verdict};
 
@@ -141,14 +144,15 @@ where
     F: FnOnce(Call, Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
+    let started = Instant::now();
     let request_id = request_id(&req);
     if req.method().as_str() != route.method {
         let err = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: route.method };
-        return finish(route, &request_id, None, None, Err(err));
+        return finish(route, &request_id, started, None, None, Err(err));
     }
     let auth = match authorizer_context(&req).and_then(|auth| unexpired(auth, Timestamp::now())) {
         Ok(auth) => auth,
-        Err(err) => return finish(route, &request_id, None, None, Err(err)),
+        Err(err) => return finish(route, &request_id, started, None, None, Err(err)),
     };
     // The authorizer's Allow is cached per key for every caller, so the caller's own
     // network is checked here, on each request.
@@ -196,7 +200,7 @@ where
         }
     }
     let limits = verdict.as_ref().map(|v: &Verdict| &v.state);
-    finish(route, &request_id, Some(&auth).filter(|_| network_allowed), limits, result)
+    finish(route, &request_id, started, Some(&auth).filter(|_| network_allowed), limits, result)
 }
 
 /// The 429 problem of a refusal: `Retry-After` is when the binding limit resets.
@@ -225,10 +229,12 @@ fn bounded_id(id: &str) -> String {
 fn finish(
     route: &Route,
     request_id: &str,
+    started: Instant,
     auth: Option<&AuthContext>,
     limits: Option<&LimitState>,
     result: Result<Response<Body>, ApiError>,
 ) -> Response<Body> {
+    let refusal = result.as_ref().err().map(|err| (err.code(), scope_of(err)));
     let mut response = match result {
         Ok(response) => response,
         Err(err) => {
@@ -267,5 +273,90 @@ fn finish(
         status = response.status().as_u16(),
         "request"
     );
+    request_metrics(route, request_id, started, auth, limits, response.status(), refusal).emit();
     response
+}
+
+/// The scope a refusal names, for the `ScopeRefusals` metric.
+fn scope_of(err: &ApiError) -> Option<&'static str> {
+    match err {
+        ApiError::InsufficientScope(missing) => Some(missing.required.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether this process has served a request yet (its first is a cold start).
+static WARM: AtomicBool = AtomicBool::new(false);
+
+/// The request's EMF document (SPEC §9): requests and latency per route and
+/// status class; refusals by reason (403 by scope, 429, 503 among them); limits
+/// that could not be counted; the process's cold start. Ids are properties only.
+fn request_metrics(
+    route: &Route,
+    request_id: &str,
+    started: Instant,
+    auth: Option<&AuthContext>,
+    limits: Option<&LimitState>,
+    status: StatusCode,
+    refusal: Option<(&'static str, Option<&'static str>)>,
+) -> MetricsDoc {
+    let described = route.describe();
+    let status_class = format!("{}xx", status.as_u16() / 100);
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut doc = MetricsDoc::new();
+    doc.record(
+        &[("function", route.function), ("route", &described), ("status_class", &status_class)],
+        &[("Requests", Unit::Count, 1.0), ("Latency", Unit::Milliseconds, latency_ms)],
+    );
+    if let Some((code, scope)) = refusal {
+        doc.record(&[("route", &described), ("reason", code)], &[("Refusals", Unit::Count, 1.0)]);
+        if let Some(scope) = scope {
+            doc.record(&[("route", &described), ("scope", scope)], &[("ScopeRefusals", Unit::Count, 1.0)]);
+        }
+    }
+    if limits.is_some_and(|limits| !limits.counted) {
+        doc.record(&[("function", route.function)], &[("LimitsUncounted", Unit::Count, 1.0)]);
+    }
+    if !WARM.swap(true, Ordering::Relaxed) {
+        doc.record(&[("function", route.function)], &[("ColdStart", Unit::Count, 1.0)]);
+    }
+    doc.property("request_id", request_id);
+    if let Some(auth) = auth {
+        doc.property("tenant_id", auth.tenant_id.as_str()).property("key_id", &auth.key_id);
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetgate_scopes::routes;
+
+    #[test]
+    fn every_request_document_is_valid_emf_naming_route_status_class_and_reason() {
+        let started = Instant::now();
+        let ok = request_metrics(&routes::GET_VEHICLE, "r1", started, None, None, StatusCode::OK, None).to_json(1);
+        assert_eq!((crate::metrics::validate(&ok), crate::metrics::catalogued(&ok)), (Ok(()), Ok(())));
+        assert_eq!(
+            (&ok["function"], &ok["route"], &ok["status_class"]),
+            (&"get-vehicle".into(), &"GET /vehicles/{id}".into(), &"2xx".into())
+        );
+        assert_eq!(ok["Requests"], 1.0);
+        let scope = Some(("insufficient_scope", Some("vehicles:write")));
+        let refused = request_metrics(&routes::CREATE_VEHICLE, "r2", started, None, None, StatusCode::FORBIDDEN, scope)
+            .to_json(1);
+        assert_eq!((crate::metrics::validate(&refused), crate::metrics::catalogued(&refused)), (Ok(()), Ok(())));
+        assert_eq!(
+            (&refused["reason"], &refused["scope"], &refused["status_class"]),
+            (&"insufficient_scope".into(), &"vehicles:write".into(), &"4xx".into())
+        );
+        let open = LimitState { policies: Vec::new(), counted: false };
+        let uncounted =
+            request_metrics(&routes::WHOAMI, "r3", started, None, Some(&open), StatusCode::OK, None).to_json(1);
+        assert_eq!((crate::metrics::validate(&uncounted), crate::metrics::catalogued(&uncounted)), (Ok(()), Ok(())));
+        assert_eq!(uncounted["LimitsUncounted"], 1.0);
+        // The process's first request was a cold start, and only that one.
+        let cold = [&ok, &refused, &uncounted].iter().filter(|doc| doc.get("ColdStart").is_some()).count();
+        assert_eq!(cold, 1);
+    }
 }

@@ -19,6 +19,7 @@ pub mod input;
 pub mod keys;
 pub mod list;
 pub mod logging;
+pub mod metrics;
 pub mod timestamp;
 pub mod usage;
 

@@ -26,6 +26,21 @@ pub enum Rejection {
     Expired,
 }
 
+impl Rejection {
+    /// The `reason` dimension of the authorizer's refusal metric.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::Missing => "missing",
+            Rejection::Format(KeyFormatError::Malformed) => "malformed",
+            Rejection::Format(KeyFormatError::BadChecksum) => "bad_checksum",
+            Rejection::WrongEnvironment => "wrong_environment",
+            Rejection::Unknown => "unknown",
+            Rejection::Revoked => "revoked",
+            Rejection::Expired => "expired",
+        }
+    }
+}
+
 /// A key could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
