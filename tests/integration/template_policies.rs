@@ -434,9 +434,10 @@ fn every_function_logs_json_into_a_log_group_of_its_own_that_expires() {
     assert_eq!(template.parameter_default("LogRetentionDays").as_deref(), Some("30"));
 }
 
-/// Metrics AWS publishes that alarms may name: (namespace, metric, dimension keys).
-const AWS_METRICS: [(&str, &str, &[&str]); 7] = [
+/// Metrics AWS publishes that alarms and the dashboard may name: (namespace, metric, dimension keys).
+const AWS_METRICS: [(&str, &str, &[&str]); 8] = [
     ("AWS/ApiGateway", "5XXError", &["ApiName", "Stage"]),
+    ("AWS/ApiGateway", "4XXError", &["ApiName", "Stage"]),
     ("AWS/ApiGateway", "Latency", &["ApiName", "Stage"]),
     ("AWS/Lambda", "Errors", &["FunctionName"]),
     ("AWS/Lambda", "Throttles", &["FunctionName"]),
@@ -472,23 +473,16 @@ fn alarm_metrics(alarm: &serde_json::Value) -> Vec<(String, String, Vec<String>,
 #[test]
 fn every_alarm_names_a_metric_aws_publishes_or_the_code_emits_and_notifies_the_topic() {
     let resources = translated()["Resources"].as_object().unwrap().clone();
-    let sorted = |keys: &[&str]| {
-        let mut keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        keys.sort();
-        keys
-    };
     let mut watched = BTreeSet::new();
     for (name, alarm) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm") {
         assert_eq!(alarm["Properties"]["AlarmActions"], serde_json::json!([{"Ref": "AlarmTopic"}]), "{name}");
         let metrics = alarm_metrics(alarm);
         assert!(!metrics.is_empty(), "{name} reads no metric");
         for (namespace, metric, keys, dimensions) in metrics {
-            let known = if namespace == fleetgate_api::metrics::NAMESPACE {
-                fleetgate_api::metrics::CATALOG.iter().any(|(n, dims)| *n == metric && sorted(dims) == keys)
-            } else {
-                AWS_METRICS.iter().any(|(ns, n, dims)| *ns == namespace && *n == metric && sorted(dims) == keys)
-            };
-            assert!(known, "{name}: {namespace} {metric} {keys:?} is neither emitted by the code nor published by AWS");
+            assert!(
+                known_metric(&namespace, &metric, &keys),
+                "{name}: {namespace} {metric} {keys:?} is neither emitted by the code nor published by AWS"
+            );
             for dimension in dimensions.as_array().into_iter().flatten() {
                 if let Some(resource) = dimension["Value"]["Ref"].as_str() {
                     watched.insert((metric.clone(), resource.to_owned()));
@@ -506,5 +500,76 @@ fn every_alarm_names_a_metric_aws_publishes_or_the_code_emits_and_notifies_the_t
         for metric in wanted {
             assert!(watched.contains(&((*metric).to_owned(), resource.clone())), "no {metric} alarm for {resource}");
         }
+    }
+}
+
+/// Whether (namespace, metric, dimension keys) is one the code emits or AWS publishes.
+fn known_metric(namespace: &str, metric: &str, keys: &[String]) -> bool {
+    let sorted = |dims: &[&str]| {
+        let mut dims: Vec<String> = dims.iter().map(|d| (*d).to_owned()).collect();
+        dims.sort();
+        dims
+    };
+    if namespace == fleetgate_api::metrics::NAMESPACE {
+        fleetgate_api::metrics::CATALOG.iter().any(|(n, dims)| *n == metric && sorted(dims) == keys)
+    } else {
+        AWS_METRICS.iter().any(|(ns, n, dims)| *ns == namespace && *n == metric && sorted(dims) == keys)
+    }
+}
+
+/// (namespace, metric, sorted dimension keys) of every metric a dashboard widget reads:
+/// `[namespace, metric, key, value, …, {options}]` rows and `SEARCH('{namespace,keys…} MetricName="…"')`.
+fn dashboard_metrics(body: &str) -> Vec<(String, String, Vec<String>)> {
+    // `${…}` are !Sub's: any value will do to read the JSON.
+    let mut text = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        text.push_str(&rest[..start]);
+        text.push('X');
+        rest = &rest[start + rest[start..].find('}').unwrap() + 1..];
+    }
+    text.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard body is JSON");
+    let mut found = Vec::new();
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        for row in widget["properties"]["metrics"].as_array().expect("a metric widget") {
+            let row = row.as_array().unwrap();
+            if let Some(expression) = row[0].get("expression").and_then(|e| e.as_str()) {
+                let braces = &expression[expression.find('{').unwrap() + 1..expression.find('}').unwrap()];
+                let mut parts: Vec<String> = braces.split(',').map(|p| p.trim().to_owned()).collect();
+                let namespace = parts.remove(0);
+                parts.sort();
+                let name = expression.split("MetricName=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+                found.push((namespace, name, parts));
+            } else {
+                let strings: Vec<String> = row.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                let mut keys: Vec<String> = strings[2..].chunks(2).map(|pair| pair[0].clone()).collect();
+                keys.sort();
+                found.push((strings[0].clone(), strings[1].clone(), keys));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_dashboard_shows_only_real_metrics_and_every_metric_the_code_emits_is_watched() {
+    let resources = translated()["Resources"].as_object().unwrap().clone();
+    let body = resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"].as_str().unwrap().to_owned();
+    let shown = dashboard_metrics(&body);
+    assert!(shown.len() >= 8, "{shown:?}");
+    for (namespace, metric, keys) in &shown {
+        assert!(known_metric(namespace, metric, keys), "dashboard: {namespace} {metric} {keys:?} is not a real metric");
+    }
+    // Every metric the code emits is charted or alarmed: nothing is emitted for nobody.
+    let alarmed: Vec<String> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .flat_map(alarm_metrics)
+        .map(|(_, name, _, _)| name)
+        .collect();
+    for (metric, _) in fleetgate_api::metrics::CATALOG {
+        let charted = shown.iter().any(|(ns, name, _)| ns == fleetgate_api::metrics::NAMESPACE && name == metric);
+        assert!(charted || alarmed.iter().any(|a| a == metric), "{metric} is emitted but neither charted nor alarmed");
     }
 }
