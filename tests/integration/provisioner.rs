@@ -160,6 +160,12 @@ async fn revoked_keys_stop_working_and_revoking_twice_is_harmless() {
     assert_eq!(stack.audit_actions().await, ["create_key", "revoke_key"]);
 }
 
+/// The authorizer's context field `field` for `api_key` (empty when absent).
+async fn context_field(authorizer: &authorizer::State, api_key: &str, field: &str) -> String {
+    let allowed = authorizer::handler(authorizer, authorizer_event(&[("x-api-key", api_key)])).await.unwrap();
+    allowed.context.get(field).cloned().unwrap_or_default()
+}
+
 /// A key created 100 days ago and never used, stored directly: its key id.
 async fn store_stale_key(stack: &TestStack) -> String {
     let old = ApiKey::generate(Environment::Test);
@@ -864,10 +870,7 @@ async fn a_key_pinned_to_networks_carries_them_through_the_authorizer_rotation_a
         (created["api_key"].as_str().unwrap().to_owned(), created["key"]["key_id"].as_str().unwrap().to_owned());
     let context = |key: String| {
         let authorizer = &authorizer;
-        async move {
-            let allowed = authorizer::handler(authorizer, authorizer_event(&[("x-api-key", &key)])).await.unwrap();
-            allowed.context.get("allowed_cidrs").cloned().unwrap_or_default()
-        }
+        async move { context_field(authorizer, &key, "allowed_cidrs").await }
     };
     assert_eq!(context(api_key.clone()).await, "203.0.113.0/24 2001:db8::/32");
     // A rotation changes the secret, not where the key may be used from.
@@ -990,13 +993,7 @@ async fn rate_limits_and_quotas_reach_the_authorizer_and_change_on_the_live_key(
     assert_eq!((&created["key"]["rate_limit_from"], &created["key"]["monthly_quota"]), (&json!("key"), &json!(1000)));
     let (api_key, key_id) =
         (created["api_key"].as_str().unwrap().to_owned(), created["key"]["key_id"].as_str().unwrap().to_owned());
-    let context = |field: &'static str| {
-        let (authorizer, api_key) = (&authorizer, api_key.clone());
-        async move {
-            let allowed = authorizer::handler(authorizer, authorizer_event(&[("x-api-key", &api_key)])).await.unwrap();
-            allowed.context.get(field).cloned().unwrap_or_default()
-        }
-    };
+    let context = |field: &'static str| context_field(&authorizer, &api_key, field);
     assert_eq!((context("rate_limit").await, context("monthly_quota").await), ("5/second/10".into(), "1000".into()));
 
     // Requests counted for this key show as this month's usage.
@@ -1058,10 +1055,7 @@ async fn a_tenant_cap_is_set_shown_passed_to_the_authorizer_and_lifted() {
     let stack = TestStack::new().await;
     let authorizer = stack.authorizer();
     let (api_key, _) = stack.create_key(&["vehicles:read"]).await;
-    let tenant_cap = || async {
-        let allowed = authorizer::handler(&authorizer, authorizer_event(&[("x-api-key", &api_key)])).await.unwrap();
-        allowed.context.get("tenant_rate_limit").cloned().unwrap_or_default()
-    };
+    let tenant_cap = || context_field(&authorizer, &api_key, "tenant_rate_limit");
     assert_eq!(tenant_cap().await, "");
     let set = stack
         .provision(json!({"action": "put_tenant_limits", "tenant_id": stack.tenant, "rate_limit": {"requests": 600, "per": "minute"}}))

@@ -130,22 +130,19 @@ pub struct LimitState {
 impl LimitState {
     /// `RateLimit-Policy`: `"key";q=100;w=1, "quota";q=10000;w=2592000`.
     pub fn policy_header(&self) -> Option<String> {
-        let items: Vec<String> = self
-            .policies
-            .iter()
-            .map(|p| format!("\"{}\";q={};w={}", p.name.as_str(), p.quota, p.window_seconds))
-            .collect();
-        (!items.is_empty()).then(|| items.join(", "))
+        self.header(|p| format!("q={};w={}", p.quota, p.window_seconds))
     }
 
     /// `RateLimit`: `"key";r=42;t=1, …`; none when the counts are unknown.
     pub fn remaining_header(&self) -> Option<String> {
-        let items: Vec<String> = self
-            .policies
-            .iter()
-            .map(|p| format!("\"{}\";r={};t={}", p.name.as_str(), p.remaining, p.reset_seconds))
-            .collect();
-        (self.counted && !items.is_empty()).then(|| items.join(", "))
+        self.header(|p| format!("r={};t={}", p.remaining, p.reset_seconds)).filter(|_| self.counted)
+    }
+
+    /// One `"name";parameters` item per policy, comma-separated; none without policies.
+    fn header(&self, parameters: impl Fn(&PolicyState) -> String) -> Option<String> {
+        let items: Vec<String> =
+            self.policies.iter().map(|p| format!("\"{}\";{}", p.name.as_str(), parameters(p))).collect();
+        (!items.is_empty()).then(|| items.join(", "))
     }
 }
 
@@ -154,12 +151,6 @@ impl LimitState {
 pub struct Refusal {
     /// The binding restriction: its quota is `limit`, its reset is `Retry-After`.
     pub policy: PolicyState,
-}
-
-impl Refusal {
-    pub fn is_quota(&self) -> bool {
-        self.policy.name == PolicyName::Quota
-    }
 }
 
 /// What counting decided for one request.
@@ -308,23 +299,14 @@ impl UsageCounter {
         policies.extend(quota_state(used));
         if refused {
             // The old item says which condition failed: the quota, else the window.
-            let binding = match (limits.monthly_quota, quota_state(used), policies.first()) {
-                (Some(quota), Some(state), _) if used >= quota => state,
-                (_, _, Some(first)) => *first,
-                // Only a limit can refuse; a refusal without one cannot happen.
-                (_, state, None) => state.unwrap_or(PolicyState {
-                    name: PolicyName::Key,
-                    quota: 0,
-                    window_seconds: 1,
-                    remaining: 0,
-                    reset_seconds: 1,
-                }),
-            };
-            let binding = PolicyState { remaining: 0, ..binding };
+            let over_quota = limits.monthly_quota.is_some_and(|quota| used >= quota);
+            let wanted = if over_quota { PolicyName::Quota } else { PolicyName::Key };
+            let binding = policies.iter().find(|p| p.name == wanted).or(policies.first()).copied();
             policies.extend(tenant_window.iter().map(|w| w.state(PolicyName::Tenant, 0)));
             return Verdict {
                 state: LimitState { policies, counted: true },
-                refusal: Some(Refusal { policy: binding }),
+                // Only a limit's condition can fail, so a policy is always there.
+                refusal: binding.map(|policy| Refusal { policy: PolicyState { remaining: 0, ..policy } }),
                 month_used: Some(used),
             };
         }
