@@ -225,6 +225,17 @@ async fn every_bad_key_gets_the_same_401_byte_for_byte() {
 
     let unknown = fleetgate_api::keys::ApiKey::generate(fleetgate_scopes::Environment::Test).expose().to_owned();
     let live = fleetgate_api::keys::ApiKey::generate(fleetgate_scopes::Environment::Live).expose().to_owned();
+    // A well-formed key with one character of its body changed: its checksum no longer holds.
+    let mistyped = {
+        let valid = fleetgate_api::keys::ApiKey::generate(fleetgate_scopes::Environment::Test).expose().to_owned();
+        let at = "fg_test_".len();
+        let swapped = if valid.as_bytes()[at] == b'a' { "b" } else { "a" };
+        format!("{}{swapped}{}", &valid[..at], &valid[at + 1..])
+    };
+    assert_eq!(
+        fleetgate_api::keys::ApiKey::parse(&mistyped).err(),
+        Some(fleetgate_api::keys::KeyFormatError::BadChecksum)
+    );
     let bad_keys = [
         ("unknown", unknown),
         ("revoked", revoked["api_key"].as_str().unwrap().to_owned()),
@@ -232,6 +243,7 @@ async fn every_bad_key_gets_the_same_401_byte_for_byte() {
         ("expired", expiring_key),
         ("another environment's", live),
         ("malformed", "fg_test_nope".to_owned()),
+        ("mistyped (bad checksum)", mistyped),
     ];
     let mut bodies = Vec::new();
     for (what, key) in &bad_keys {

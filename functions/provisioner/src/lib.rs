@@ -206,8 +206,19 @@ fn cursor_key_error(err: ApiError) -> ProvisionError {
     }
 }
 
-#[tracing::instrument(name = "provisioner", skip_all, fields(request_id = %event.context.request_id))]
+/// Performs one admin action and counts it (`ProvisionerActions` by action and outcome).
 pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, ProvisionError> {
+    // A dimension value: one of ACTIONS, else "unknown" (never the caller's own text).
+    let action = event.payload.get("action").and_then(Value::as_str);
+    let action = ACTIONS.iter().copied().find(|known| Some(*known) == action).unwrap_or("unknown");
+    let result = perform(state, event).await;
+    let outcome = result.as_ref().map_or_else(ProvisionError::code, |_| "ok");
+    fleetgate_api::metrics::count("ProvisionerActions", &[("action", action), ("outcome", outcome)]).emit();
+    result
+}
+
+#[tracing::instrument(name = "provisioner", skip_all, fields(request_id = %event.context.request_id))]
+async fn perform(state: &State, event: LambdaEvent<Value>) -> Result<Value, ProvisionError> {
     let request_id = event.context.request_id;
     let Value::Object(mut args) = event.payload else {
         return Err(ProvisionError::InvalidRequest(

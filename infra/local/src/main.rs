@@ -28,7 +28,7 @@ fn main() -> Result<(), Error> {
     }
     if !["setup", "tables", "check-secrets"].contains(&command.as_str()) {
         eprintln!(
-            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack metrics [--require-every-route] <log>...  # EMF metrics in logs, checked and summed\n       local-stack check-secrets <functions log> <log>...  # no key in tables or logs, no key hash in logs"
+            "usage: local-stack setup    # tables + demo tenant + demo keys\n       local-stack tables   # tables only\n       local-stack openapi  # print docs/openapi.json\n       local-stack metrics [--require-coverage] <log>...  # EMF metrics in logs, checked and summed\n       local-stack check-secrets <functions log> <log>...  # no key in tables or logs, no key hash in logs"
         );
         std::process::exit(2);
     }
@@ -44,22 +44,22 @@ fn main() -> Result<(), Error> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run(&command))
 }
 
-/// Prints the EMF metrics of `args` (log files); with `--require-every-route`,
-/// fails unless every route of the route table answered at least once.
+/// Prints the EMF metrics of `args` (log files); with `--require-coverage`, fails
+/// unless they show everything a whole `make test` run must (every route, every
+/// refusal reason, …: `metrics::expected_in_a_test_run`).
 fn metrics(args: &[String]) -> Result<(), Error> {
-    let require_routes = args.iter().any(|a| a == "--require-every-route");
+    let require_coverage = args.iter().any(|a| a == "--require-coverage");
     let mut summary = fleetgate_local::metrics::Summary::default();
     for path in args.iter().filter(|a| !a.starts_with("--")) {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
         fleetgate_local::metrics::summarise(&text, &mut summary).map_err(|e| format!("{path}: {e}"))?;
     }
     print!("{}", fleetgate_local::metrics::render(&summary));
-    if require_routes {
-        let seen = summary.dimension_values("Requests", "route");
-        let missing: Vec<String> =
-            fleetgate_scopes::ROUTES.iter().map(|r| r.describe()).filter(|r| !seen.contains(r)).collect();
+    if require_coverage {
+        let expected = fleetgate_local::metrics::expected_in_a_test_run();
+        let missing = fleetgate_local::metrics::missing(&summary, &expected);
         if !missing.is_empty() {
-            return Err(format!("no Requests metric for {}", missing.join(", ")).into());
+            return Err(format!("the run's metrics lack: {}", missing.join("; ")).into());
         }
     }
     Ok(())

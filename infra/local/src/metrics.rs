@@ -35,6 +35,43 @@ impl Summary {
     }
 }
 
+/// What one whole `make test` run must have counted, as (metric, dimension key,
+/// values): every route; every reason the authorizer can refuse a key for (not
+/// `missing`: API Gateway answers a request without the header itself, since the
+/// header is the authorizer's identity source); the refusals the e2e tests and the
+/// outage drill provoke; a replay; admin actions; failed DynamoDB calls (the drill).
+pub fn expected_in_a_test_run() -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let strings = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect();
+    vec![
+        ("Requests", "route", fleetgate_scopes::ROUTES.iter().map(|r| r.describe()).collect()),
+        (
+            "AuthRefusals",
+            "reason",
+            strings(&["malformed", "bad_checksum", "wrong_environment", "unknown", "revoked", "expired"]),
+        ),
+        (
+            "Refusals",
+            "reason",
+            strings(&["insufficient_scope", "ip_not_allowed", "rate_limited", "service_unavailable"]),
+        ),
+        ("IdempotentReplays", "route", strings(&["POST /vehicles"])),
+        ("ProvisionerActions", "outcome", strings(&["ok", "not_found"])),
+        ("DynamoErrors", "kind", strings(&["timeout"])),
+    ]
+}
+
+/// What `summary` lacks of `expected` (see [`expected_in_a_test_run`]), one line each.
+pub fn missing(summary: &Summary, expected: &[(&str, &str, Vec<String>)]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for (metric, key, values) in expected {
+        let seen = summary.dimension_values(metric, key);
+        for value in values.iter().filter(|v| !seen.contains(v)) {
+            missing.push(format!("no {metric} with {key}={value}"));
+        }
+    }
+    missing
+}
+
 /// Reads `text` (log lines); an EMF document that breaks the specification is an error naming its line.
 pub fn summarise(text: &str, summary: &mut Summary) -> Result<(), Error> {
     for (number, line) in text.lines().enumerate() {
@@ -110,6 +147,8 @@ mod tests {
         assert_eq!(summary.documents, 3);
         assert_eq!(summary.totals[&("Requests".into(), "function=f, route=GET /me, status_class=2xx".into())], 2.0);
         assert_eq!(summary.dimension_values("Requests", "route"), ["GET /me", "GET /vehicles"]);
+        let expected = [("Requests", "route", vec!["GET /me".to_owned(), "POST /vehicles".to_owned()])];
+        assert_eq!(missing(&summary, &expected), ["no Requests with route=POST /vehicles"]);
         let broken = log.replace("\"Count\"", "\"Requests\"");
         assert!(summarise(&broken, &mut Summary::default()).unwrap_err().to_string().contains("line 2: invalid EMF"));
     }

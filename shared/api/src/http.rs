@@ -273,7 +273,7 @@ fn finish(
         status = response.status().as_u16(),
         "request"
     );
-    request_metrics(route, request_id, started, auth, limits, response.status(), refusal).emit();
+    request_metrics(route, request_id, started, auth, limits, &response, refusal).emit();
     response
 }
 
@@ -289,17 +289,19 @@ fn scope_of(err: &ApiError) -> Option<&'static str> {
 static WARM: AtomicBool = AtomicBool::new(false);
 
 /// The request's EMF document (SPEC §9): requests and latency per route and
-/// status class; refusals by reason (403 by scope, 429, 503 among them); limits
-/// that could not be counted; the process's cold start. Ids are properties only.
+/// status class; refusals by reason (403 by scope, 429, 503 among them); idempotent
+/// replays; limits that could not be counted; the process's cold start. Ids are
+/// properties only.
 fn request_metrics(
     route: &Route,
     request_id: &str,
     started: Instant,
     auth: Option<&AuthContext>,
     limits: Option<&LimitState>,
-    status: StatusCode,
+    response: &Response<Body>,
     refusal: Option<(&'static str, Option<&'static str>)>,
 ) -> MetricsDoc {
+    let status = response.status();
     let described = route.describe();
     let status_class = format!("{}xx", status.as_u16() / 100);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -313,6 +315,9 @@ fn request_metrics(
         if let Some(scope) = scope {
             doc.record(&[("route", &described), ("scope", scope)], &[("ScopeRefusals", Unit::Count, 1.0)]);
         }
+    }
+    if response.headers().contains_key(crate::idempotency::REPLAYED_HEADER) {
+        doc.record(&[("route", &described)], &[("IdempotentReplays", Unit::Count, 1.0)]);
     }
     if limits.is_some_and(|limits| !limits.counted) {
         doc.record(&[("function", route.function)], &[("LimitsUncounted", Unit::Count, 1.0)]);
@@ -332,10 +337,15 @@ mod tests {
     use super::*;
     use fleetgate_scopes::routes;
 
+    fn answer(status: StatusCode) -> Response<Body> {
+        Response::builder().status(status).body(Body::Empty).unwrap()
+    }
+
     #[test]
     fn every_request_document_is_valid_emf_naming_route_status_class_and_reason() {
         let started = Instant::now();
-        let ok = request_metrics(&routes::GET_VEHICLE, "r1", started, None, None, StatusCode::OK, None).to_json(1);
+        let ok =
+            request_metrics(&routes::GET_VEHICLE, "r1", started, None, None, &answer(StatusCode::OK), None).to_json(1);
         assert_eq!((crate::metrics::validate(&ok), crate::metrics::catalogued(&ok)), (Ok(()), Ok(())));
         assert_eq!(
             (&ok["function"], &ok["route"], &ok["status_class"]),
@@ -343,8 +353,8 @@ mod tests {
         );
         assert_eq!(ok["Requests"], 1.0);
         let scope = Some(("insufficient_scope", Some("vehicles:write")));
-        let refused = request_metrics(&routes::CREATE_VEHICLE, "r2", started, None, None, StatusCode::FORBIDDEN, scope)
-            .to_json(1);
+        let forbidden = answer(StatusCode::FORBIDDEN);
+        let refused = request_metrics(&routes::CREATE_VEHICLE, "r2", started, None, None, &forbidden, scope).to_json(1);
         assert_eq!((crate::metrics::validate(&refused), crate::metrics::catalogued(&refused)), (Ok(()), Ok(())));
         assert_eq!(
             (&refused["reason"], &refused["scope"], &refused["status_class"]),
@@ -352,11 +362,18 @@ mod tests {
         );
         let open = LimitState { policies: Vec::new(), counted: false };
         let uncounted =
-            request_metrics(&routes::WHOAMI, "r3", started, None, Some(&open), StatusCode::OK, None).to_json(1);
+            request_metrics(&routes::WHOAMI, "r3", started, None, Some(&open), &answer(StatusCode::OK), None)
+                .to_json(1);
         assert_eq!((crate::metrics::validate(&uncounted), crate::metrics::catalogued(&uncounted)), (Ok(()), Ok(())));
         assert_eq!(uncounted["LimitsUncounted"], 1.0);
+        assert!(ok.get("IdempotentReplays").is_none());
+        let mut replay = answer(StatusCode::CREATED);
+        replay.headers_mut().insert(crate::idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
+        let replayed = request_metrics(&routes::CREATE_VEHICLE, "r4", started, None, None, &replay, None).to_json(1);
+        assert_eq!((crate::metrics::validate(&replayed), crate::metrics::catalogued(&replayed)), (Ok(()), Ok(())));
+        assert_eq!((&replayed["IdempotentReplays"], &replayed["route"]), (&1.0.into(), &"POST /vehicles".into()));
         // The process's first request was a cold start, and only that one.
-        let cold = [&ok, &refused, &uncounted].iter().filter(|doc| doc.get("ColdStart").is_some()).count();
+        let cold = [&ok, &refused, &uncounted, &replayed].iter().filter(|doc| doc.get("ColdStart").is_some()).count();
         assert_eq!(cold, 1);
     }
 }

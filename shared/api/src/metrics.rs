@@ -24,23 +24,31 @@ pub const MAX_DIMENSIONS: usize = 30;
 
 /// Every metric the code emits, with its dimension keys: the template's alarms
 /// and dashboard may name these (a test reads both), and nothing else of ours.
-pub const CATALOG: [(&str, &[&str]); 8] = [
+pub const CATALOG: [(&str, &[&str]); 11] = [
     ("Requests", &["function", "route", "status_class"]),
     ("Latency", &["function", "route", "status_class"]),
     ("Refusals", &["route", "reason"]),
     ("ScopeRefusals", &["route", "scope"]),
+    ("IdempotentReplays", &["route"]),
     ("LimitsUncounted", &["function"]),
     ("ColdStart", &["function"]),
     ("AuthRefusals", &["function", "reason"]),
     ("AuthFailures", &["function", "reason"]),
+    ("DynamoErrors", &["operation", "kind"]),
+    ("ProvisionerActions", &["action", "outcome"]),
 ];
+
+/// A document counting one `metric` under `dimensions`.
+pub fn count(metric: &'static str, dimensions: &[(&'static str, &str)]) -> MetricsDoc {
+    let mut doc = MetricsDoc::new();
+    doc.record(dimensions, &[(metric, Unit::Count, 1.0)]);
+    doc
+}
 
 /// The authorizer's outcome `metric` (`AuthRefusals` for a bad key, `AuthFailures`
 /// when the key store cannot be read) counted by `reason`.
 pub fn authorizer_outcome(metric: &'static str, reason: &str) -> MetricsDoc {
-    let mut doc = MetricsDoc::new();
-    doc.record(&[("function", "authorizer"), ("reason", reason)], &[(metric, Unit::Count, 1.0)]);
-    doc
+    count(metric, &[("function", "authorizer"), ("reason", reason)])
 }
 
 /// Whether every directive of `doc` is a catalogued metric under its catalogued dimensions.
@@ -296,10 +304,16 @@ mod tests {
     }
 
     #[test]
-    fn the_authorizers_outcomes_are_catalogued() {
-        for (metric, reason) in [("AuthRefusals", "revoked"), ("AuthFailures", "key_store_unavailable")] {
-            let doc = authorizer_outcome(metric, reason).to_json(1);
-            assert_eq!((validate(&doc), catalogued(&doc)), (Ok(()), Ok(())));
+    fn the_single_counts_are_catalogued() {
+        let docs = [
+            authorizer_outcome("AuthRefusals", "revoked"),
+            authorizer_outcome("AuthFailures", "key_store_unavailable"),
+            count("DynamoErrors", &[("operation", "UpdateItem"), ("kind", "throttled")]),
+            count("ProvisionerActions", &[("action", "create_key"), ("outcome", "ok")]),
+        ];
+        for doc in docs {
+            let doc = doc.to_json(1);
+            assert_eq!((validate(&doc), catalogued(&doc)), (Ok(()), Ok(())), "{doc}");
         }
         let stray = request_doc().to_json(1);
         assert!(catalogued(&stray).is_ok());

@@ -386,11 +386,7 @@ impl UsageCounter {
         if !conditions.is_empty() {
             update = update.condition_expression(conditions.join(" AND "));
         }
-        let budget =
-            aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder().operation_timeout(COUNT_BUDGET).build();
-        let sent =
-            update.customize().config_override(aws_sdk_dynamodb::Config::builder().timeout_config(budget)).send();
-        let (counted, item) = match sent.await {
+        let (counted, item) = match update.send().await {
             Ok(output) => {
                 let item = output.attributes.unwrap_or_default();
                 (Counted::Admitted(item.clone()), item)
