@@ -55,7 +55,7 @@ pub fn expected_in_a_test_run() -> Vec<(&'static str, &'static str, Vec<String>)
             strings(&["insufficient_scope", "ip_not_allowed", "rate_limited", "service_unavailable"]),
         ),
         ("IdempotentReplays", "route", strings(&["POST /vehicles"])),
-        ("ProvisionerActions", "outcome", strings(&["ok", "not_found"])),
+        ("ProvisionerActions", "outcome", strings(&["ok", "tenant_not_found"])),
         ("DynamoErrors", "kind", strings(&["timeout"])),
     ]
 }

@@ -6,15 +6,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
-use aws_sdk_dynamodb::config::{ConfigBag, RuntimeComponents};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{Error as ErasedError, FinalizerInterceptorContextRef};
-use aws_smithy_runtime_api::client::interceptors::{Intercept, dyn_dispatch_hint};
-use aws_smithy_runtime_api::client::orchestrator::{Metadata, OrchestratorError};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use fleetgate_scopes::Environment;
 
@@ -91,88 +86,6 @@ fn config_builder() -> aws_sdk_dynamodb::config::Builder {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .interceptor(ErrorMetrics)
-}
-
-/// Counts every DynamoDB call that failed (after its retries) as the
-/// `DynamoErrors` metric by operation and kind, whichever code made the call and
-/// whatever it then did about it (a 503, a limit failing open, a log line). A
-/// condition that did not hold is an answer, not an error, and is not counted.
-/// Throttled attempts that a retry saved are AWS's own `ThrottledRequests`.
-#[derive(Debug)]
-struct ErrorMetrics;
-
-#[dyn_dispatch_hint]
-impl Intercept for ErrorMetrics {
-    fn name(&self) -> &'static str {
-        "FleetgateDynamoErrorMetrics"
-    }
-
-    fn read_after_execution(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(Err(error)) = context.output_or_error()
-            && let Some(kind) = error_kind(error, context.response().map(|r| r.status().as_u16()))
-        {
-            let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
-            crate::metrics::count("DynamoErrors", &[("operation", operation), ("kind", kind)]).emit();
-        }
-        Ok(())
-    }
-}
-
-/// What kind of failure `error` is (`status`: the HTTP answer's, if one came), or
-/// `None` for a condition that did not hold (ours to expect, not DynamoDB's trouble).
-fn error_kind(error: &OrchestratorError<ErasedError>, status: Option<u16>) -> Option<&'static str> {
-    if error.is_timeout_error() {
-        return Some("timeout");
-    }
-    if let Some(connector) = error.as_connector_error() {
-        return Some(if connector.is_timeout() { "timeout" } else { "unreachable" });
-    }
-    let code = error.as_operation_error().and_then(error_code);
-    match code {
-        // A cancelled transaction is counted by its callers' answers (a 409, 412 or 503).
-        Some("ConditionalCheckFailedException" | "TransactionCanceledException") => None,
-        Some(code) if THROTTLING_CODES.contains(&code) => Some("throttled"),
-        Some(code) if SERVER_ERROR_CODES.contains(&code) => Some("server_error"),
-        _ if status.is_some_and(|s| s >= 500) => Some("server_error"),
-        // Validation, access denied, a missing table: a bug or a misconfiguration.
-        Some(_) => Some("refused"),
-        None => Some("unparsed"),
-    }
-}
-
-/// The error code of a DynamoDB operation's error (the interceptor sees it type-erased).
-fn error_code(error: &ErasedError) -> Option<&str> {
-    use aws_sdk_dynamodb::operation::{
-        batch_get_item::BatchGetItemError, create_table::CreateTableError, delete_item::DeleteItemError,
-        describe_table::DescribeTableError, get_item::GetItemError, put_item::PutItemError, query::QueryError,
-        scan::ScanError, transact_write_items::TransactWriteItemsError, update_item::UpdateItemError,
-    };
-    macro_rules! code_of {
-        ($($operation_error:ty),*) => {
-            $(if let Some(found) = error.downcast_ref::<$operation_error>() {
-                return found.code();
-            })*
-        };
-    }
-    code_of!(
-        GetItemError,
-        PutItemError,
-        UpdateItemError,
-        DeleteItemError,
-        QueryError,
-        ScanError,
-        BatchGetItemError,
-        TransactWriteItemsError,
-        DescribeTableError,
-        CreateTableError
-    );
-    None
 }
 
 /// The HTTPS client every AWS SDK client of ours uses: rustls with ring, trusting
@@ -315,29 +228,58 @@ impl<E> From<SdkError<E, HttpResponse>> for DbError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    /// Classifies a failed call, and counts it (`DynamoErrors` by operation and
+    /// kind) unless a condition did not hold, which is an answer, not an error.
+    /// Counted here, where every call's error passes, rather than in an SDK
+    /// interceptor: a timed-out call's future is dropped before any interceptor
+    /// hook runs after it.
     fn from(err: SdkError<E, HttpResponse>) -> Self {
-        match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => DbError::Unavailable(Box::new(err)),
-            SdkError::ServiceError(service) => {
-                let code = service.err().code().unwrap_or_default();
-                if code == "ConditionalCheckFailedException" {
-                    return DbError::ConditionFailed;
-                }
-                // A 5xx is DynamoDB's trouble, named or not (an answer without a
-                // parseable error code, from a load balancer say): retry later.
-                let transient = THROTTLING_CODES.contains(&code) || SERVER_ERROR_CODES.contains(&code);
-                if transient || service.raw().status().is_server_error() {
-                    DbError::Unavailable(Box::new(err))
-                } else {
-                    DbError::Failed(Box::new(err))
-                }
-            }
-            SdkError::ResponseError(response) if response.raw().status().is_server_error() => {
-                DbError::Unavailable(Box::new(err))
-            }
+        let kind = failure_kind(&err);
+        if let Some(kind) = kind {
+            crate::metrics::count("DynamoErrors", &[("operation", operation_of::<E>()), ("kind", kind)]).emit();
+        }
+        match (&err, kind) {
+            (_, None) => DbError::ConditionFailed,
+            (_, Some("timeout" | "unreachable" | "throttled" | "server_error")) => DbError::Unavailable(Box::new(err)),
             _ => DbError::Failed(Box::new(err)),
         }
     }
+}
+
+/// What kind of failure `err` is: `timeout`, `unreachable`, `throttled`,
+/// `server_error` (transient: answer 503), `refused` (validation, access denied,
+/// a missing table: a bug or misconfiguration), `unparsed`; `None` for a condition
+/// that did not hold.
+fn failure_kind<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&'static str> {
+    Some(match err {
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => "timeout",
+        SdkError::DispatchFailure(_) => "unreachable",
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            if code == "ConditionalCheckFailedException" {
+                return None;
+            }
+            // A 5xx is DynamoDB's trouble, named or not (an answer without a
+            // parseable error code, from a load balancer say): retry later.
+            if THROTTLING_CODES.contains(&code) {
+                "throttled"
+            } else if SERVER_ERROR_CODES.contains(&code) || service.raw().status().is_server_error() {
+                "server_error"
+            } else {
+                "refused"
+            }
+        }
+        SdkError::ResponseError(response) if response.raw().status().is_server_error() => "server_error",
+        _ => "unparsed",
+    })
+}
+
+/// The DynamoDB operation whose error type is `E` (`UpdateItemError` → `UpdateItem`).
+fn operation_of<E>() -> &'static str {
+    let name = std::any::type_name::<E>();
+    let last = name.rsplit("::").next().unwrap_or(name);
+    last.strip_suffix("Error").filter(|op| !op.is_empty()).unwrap_or("unknown")
 }
 
 /// Reads a required env var, naming it in the error so a misconfigured stack says what is missing.
@@ -435,24 +377,31 @@ mod tests {
     }
 
     #[test]
-    fn failed_calls_are_counted_by_kind_and_a_condition_that_did_not_hold_is_not() {
-        let failed = |code: &str| {
-            let meta = ErrorMetadata::builder().code(code).build();
-            OrchestratorError::operation(ErasedError::erase(UpdateItemError::generic(meta)))
+    fn failed_calls_are_counted_by_operation_and_kind_and_a_condition_that_did_not_hold_is_not() {
+        let failed = |status: u16, code: &str| {
+            let err = UpdateItemError::generic(ErrorMetadata::builder().code(code).build());
+            let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::from("{}"));
+            failure_kind(&SdkError::service_error(err, raw))
         };
-        assert_eq!(error_kind(&failed("ThrottlingException"), Some(400)), Some("throttled"));
-        assert_eq!(error_kind(&failed("ProvisionedThroughputExceededException"), Some(400)), Some("throttled"));
-        assert_eq!(error_kind(&failed("InternalServerError"), Some(500)), Some("server_error"));
-        assert_eq!(error_kind(&failed("SomethingNew"), Some(502)), Some("server_error"));
-        assert_eq!(error_kind(&failed("ValidationException"), Some(400)), Some("refused"));
-        assert_eq!(error_kind(&failed("ConditionalCheckFailedException"), Some(400)), None);
-        assert_eq!(error_kind(&failed("TransactionCanceledException"), Some(400)), None);
-        let get = GetItemError::generic(ErrorMetadata::builder().code("AccessDeniedException").build());
-        assert_eq!(error_kind(&OrchestratorError::operation(ErasedError::erase(get)), Some(400)), Some("refused"));
-        let timeout = OrchestratorError::<ErasedError>::timeout("attempt timed out".into());
-        assert_eq!(error_kind(&timeout, None), Some("timeout"));
-        let refused = OrchestratorError::<ErasedError>::connector(ConnectorError::io("connection refused".into()));
-        assert_eq!(error_kind(&refused, None), Some("unreachable"));
+        assert_eq!(failed(400, "ThrottlingException"), Some("throttled"));
+        assert_eq!(failed(400, "ProvisionedThroughputExceededException"), Some("throttled"));
+        assert_eq!(failed(500, "InternalServerError"), Some("server_error"));
+        assert_eq!(failed(502, "SomethingNew"), Some("server_error"));
+        assert_eq!(failed(400, "ValidationException"), Some("refused"));
+        assert_eq!(failed(400, "ConditionalCheckFailedException"), None);
+        let timeout = SdkError::<UpdateItemError, HttpResponse>::timeout_error("attempt timed out");
+        assert_eq!(failure_kind(&timeout), Some("timeout"));
+        let refused = ConnectorError::io("connection refused".into());
+        assert_eq!(
+            failure_kind(&SdkError::<UpdateItemError, HttpResponse>::dispatch_failure(refused)),
+            Some("unreachable")
+        );
+        assert_eq!(operation_of::<UpdateItemError>(), "UpdateItem");
+        assert_eq!(operation_of::<GetItemError>(), "GetItem");
+        assert_eq!(
+            operation_of::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>(),
+            "TransactWriteItems"
+        );
     }
 
     use rustls_pki_types::pem::PemObject;
