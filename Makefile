@@ -1,11 +1,11 @@
 # The two commands of README.md. Everything they need is installed into .tools/.
 .PHONY: dev test fuzz bench sam-build metrics
 
-## Run the API locally on http://127.0.0.1:9000 (DynamoDB Local + cargo lambda watch).
+## Run the API locally on http://127.0.0.1:9000 (the moto emulator, cargo lambda watch, the local gateway).
 dev:
 	bash infra/dev.sh
 
-## Run every test against a real DynamoDB Local, plus sam validate --lint.
+## Run every test against the AWS emulator (moto server) and the local stack, plus sam validate --lint.
 test:
 	bash infra/test.sh
 

@@ -35,8 +35,8 @@ cd "$root"
 start_watch_background "$FUNCTIONS_PORT"
 start_gateway "$API_PORT" "$FUNCTIONS_PORT"
 cat >&2 <<MSG
-==> serving http://127.0.0.1:$API_PORT  (routes: see README; provisioner:
-    curl -s -X POST http://127.0.0.1:$API_PORT/2015-03-31/functions/provisioner/invocations \\
+==> serving http://127.0.0.1:$API_PORT  (routes: see README; admin: target/debug/fleetgate --local --help,
+    or the raw provisioner: curl -s -X POST http://127.0.0.1:$API_PORT/2015-03-31/functions/provisioner/invocations \\
       -d '{"action":"list_keys","tenant_id":"demo"}')
     Ctrl-C stops the emulator, cargo lambda watch and the gateway (local data is not kept).
 MSG

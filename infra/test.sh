@@ -61,6 +61,10 @@ start_gateway "$API_PORT" "$FUNCTIONS_PORT" --parameter ThrottlingRateLimit=1000
 export FLEETGATE_E2E_URL="http://127.0.0.1:$API_PORT" FLEETGATE_E2E_FUNCTIONS_URL="http://127.0.0.1:$FUNCTIONS_PORT"
 cargo test --workspace --test e2e -- --skip outage_drill
 
+step "admin CLI: every fleetgate subcommand through the real binary against the test stack"
+# Lambda's and CloudFormation's endpoints are pointed here by the tests (the AWS path).
+cargo test --workspace --test cli
+
 step "README's examples, run as pasted against the test stack"
 python3 tests/readme/run_examples.py README.md "http://127.0.0.1:$API_PORT"
 

@@ -86,7 +86,12 @@ async fn the_provisioner_refuses_unavailable_scopes_with_a_clear_error_type() {
     assert!(refused["errorMessage"].as_str().unwrap().contains("under review"), "{refused}");
     // A payload that is not JSON at all gets the same kind of answer, not the runtime's type name.
     let url = format!("{}/2015-03-31/functions/provisioner/invocations", base_url());
-    let raw: Value = client.post(url).body("action=list_keys").send().await.unwrap().json().await.unwrap();
+    let raw = client.post(url).body("action=list_keys").send().await.unwrap();
+    // As Lambda's Invoke API answers a function error (SDK clients such as the admin
+    // CLI rely on it): 200 with X-Amz-Function-Error, the error in the body.
+    assert_eq!(raw.status(), 200);
+    assert_eq!(raw.headers().get("x-amz-function-error").map(|v| v.to_str().unwrap()), Some("Unhandled"));
+    let raw: Value = raw.json().await.unwrap();
     assert_eq!(raw["errorType"], "invalid_request", "{raw}");
 }
 

@@ -168,6 +168,19 @@ async fn templates_are_versioned_validated_and_listed_per_tenant() {
         json!({"id": "brakes", "label": "Brakes", "required": true, "category": "safety"})
     );
 
+    // Admins see the same list through the provisioner (the CLI's `templates list`).
+    let admin = api
+        .stack
+        .provision(json!({"action": "list_inspection_templates", "tenant_id": api.stack.tenant}))
+        .await
+        .unwrap();
+    assert_eq!(admin["data"], body["data"]);
+    assert_eq!(admin["next_cursor"], Value::Null);
+    let typo = format!("{}-typo", api.stack.tenant);
+    let refused =
+        api.stack.provision(json!({"action": "list_inspection_templates", "tenant_id": typo})).await.unwrap_err();
+    assert_eq!(refused.code(), "tenant_not_found");
+
     let other = Inspections::new().await;
     let theirs = list_inspection_templates::handler(
         &other.templates,

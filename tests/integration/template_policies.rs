@@ -97,7 +97,7 @@ fn expected() -> BTreeMap<&'static str, Grants> {
             &["GetItem", "PutItem", "UpdateItem", "Query"],
             &[KEYS, "${KeysTable.Arn}/index/tenant-keys", "${KeysTable.Arn}/index/tenant-keys-by-creation"],
         ),
-        (&["GetItem", "PutItem", "ConditionCheckItem"], &[FLEET]),
+        (&["GetItem", "PutItem", "ConditionCheckItem", "Query"], &[FLEET]),
         (&["Query"], &["${FleetTable.Arn}/index/gsi1"]),
         (&["Query"], &[AUDIT]),
         (&["GetItem", "BatchGetItem"], &[USAGE]),

@@ -5,7 +5,7 @@ Usage: run_examples.py README.md http://127.0.0.1:<api port>
 
 Every ```sh block runs, except one preceded by `<!-- readme-test: skip ... -->`
 (make itself, AWS deployments). `http://127.0.0.1:9000` (make dev) is replaced by
-the given URL. The script must exit 0 (`set -euo pipefail`: a `$(… | field x)`
+the given URL, and so is the admin CLI's `--local` (which means that address). The script must exit 0 (`set -euo pipefail`: a `$(… | field x)`
 that finds no `x` stops it), no answer may be a 5xx, and the error answers
 (problem+json `code`, or the provisioner's `errorType`) of each block must be
 exactly those its `# → <status> <code>` comments announce, in order.
@@ -59,7 +59,7 @@ def main():
     script = ["set -euo pipefail"]
     for number, (_, code) in enumerate(runnable):
         script.append(f"echo {MARKER} {number}")
-        script.append(code.replace(DEV_API, api))
+        script.append(code.replace(DEV_API, api).replace("fleetgate --local ", f"fleetgate --endpoint {api} "))
     result = subprocess.run(
         ["bash", "-c", "\n".join(script)], capture_output=True, text=True, timeout=600
     )

@@ -104,6 +104,27 @@ pub async fn put_inspection_template(state: &State, input: PutInspectionTemplate
     Ok(json!({ "template": stored }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListInspectionTemplates {
+    tenant_id: String,
+    limit: Option<i32>,
+    cursor: Option<String>,
+}
+
+/// A tenant's inspection templates by id, paged like the other lists (what
+/// `GET /inspection-templates` shows a key, for admins).
+pub async fn list_inspection_templates(state: &State, input: ListInspectionTemplates, _ctx: &Ctx) -> Result<Value> {
+    let limit = page_limit(input.limit)?;
+    // A mistyped tenant is `tenant_not_found`, not an empty list.
+    let tenant = crate::tenants::existing_tenant(state, &input.tenant_id).await?;
+    let query = query_identity(tenant.tenant_id.as_str(), "list_inspection_templates", &[]);
+    let start = page_start(state, &query, input.cursor.as_deref(), "template list").await?;
+    let (templates, next) = state.templates.list(&tenant.tenant_id, limit, start.as_ref()).await?;
+    let signer = cursor_signer(state).await?;
+    Ok(list_answer(&templates, next.map(|position| signer.encode(&query, &position)), None))
+}
+
 /// The tenant's audit trail, newest first, paged like the HTTP lists, within
 /// `since` (inclusive) and `until` (exclusive), matching `filter`.
 pub async fn list_audit(state: &State, input: ListAudit, ctx: &Ctx) -> Result<Value> {

@@ -32,7 +32,7 @@ pub use error::{ERROR_TYPES, ProvisionError};
 pub use view::{KeyView, RateLimitFrom, Usage};
 
 /// Every action the provisioner understands.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 13] = [
     "create_tenant",
     "get_tenant",
     "list_tenants",
@@ -44,6 +44,7 @@ pub const ACTIONS: [&str; 12] = [
     "update_key_restrictions",
     "put_tenant_limits",
     "put_inspection_template",
+    "list_inspection_templates",
     "list_audit",
 ];
 
@@ -271,6 +272,7 @@ async fn perform(state: &State, event: LambdaEvent<Value>) -> Result<Value, Prov
             "update_key_restrictions" => actions::update_key_restrictions(state, parse(args)?, &ctx).await,
             "put_tenant_limits" => tenants::put_tenant_limits(state, parse(args)?, &ctx).await,
             "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &ctx).await,
+            "list_inspection_templates" => admin::list_inspection_templates(state, parse(args)?, &ctx).await,
             "list_audit" => admin::list_audit(state, parse(args)?, &ctx).await,
             other => Err(ProvisionError::UnknownAction(other.chars().take(64).collect())),
         }

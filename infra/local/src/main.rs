@@ -123,6 +123,13 @@ async fn run(command: &str) -> Result<(), Error> {
     println!("  curl -s 'http://127.0.0.1:9000/vehicles?limit=2' -H 'X-API-Key: {read_only}'");
     println!("  curl -s http://127.0.0.1:9000/inspection-templates -H 'X-API-Key: {read_only}'");
     println!();
+    println!("Manage keys with the admin CLI (target/debug/fleetgate, or `cargo run --bin fleetgate --`):");
+    println!("  fleetgate --local keys list --tenant {DEMO_TENANT}");
+    println!(
+        "  fleetgate --local keys create --tenant {DEMO_TENANT} --name tablet-9 --preset read-only --rate 5/second"
+    );
+    println!("  fleetgate --local audit --tenant {DEMO_TENANT} --since 1h");
+    println!();
     Ok(())
 }
 

@@ -10,7 +10,8 @@
 //! the route's function. Everything API Gateway answers itself is one of the
 //! template's gateway responses. Also served on the same port: the Lambda invoke
 //! API (`/2015-03-31/functions/{name}/invocations`, passed through to `cargo lambda
-//! watch`) and API Gateway's authorizer-cache flush
+//! watch`, a function's error answered as Lambda answers it) and API Gateway's
+//! authorizer-cache flush
 //! (`DELETE /restapis/{api}/stages/{stage}/cache/authorizers`).
 
 pub mod config;
@@ -332,13 +333,23 @@ impl Gateway {
         }
         match request.send().await {
             Ok(answer) => {
-                let mut response = Response::builder().status(answer.status().as_u16());
-                for (name, value) in answer.headers() {
+                let status = answer.status().as_u16();
+                let headers = answer.headers().clone();
+                let bytes = answer.bytes().await.unwrap_or_default();
+                // `cargo lambda watch` answers a function's error with a 500; Lambda's
+                // Invoke API answers 200 with X-Amz-Function-Error, which SDK clients
+                // (the admin CLI) rely on, and which they would otherwise retry.
+                let function_error = status == 500
+                    && serde_json::from_slice::<Value>(&bytes).is_ok_and(|body| body.get("errorType").is_some());
+                let mut response = Response::builder().status(if function_error { 200 } else { status });
+                if function_error {
+                    response = response.header("x-amz-function-error", "Unhandled");
+                }
+                for (name, value) in &headers {
                     if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
                         response = response.header(name.as_str(), value.as_bytes());
                     }
                 }
-                let bytes = answer.bytes().await.unwrap_or_default();
                 response.body(Full::new(bytes)).unwrap_or_else(|_| plain(502, "text/plain", "bad answer"))
             }
             Err(err) => plain(502, "application/json", &serde_json::json!({"message": err.to_string()}).to_string()),
