@@ -11,6 +11,7 @@ mod limits;
 mod paging;
 mod provisioner;
 mod rate_limits;
+mod review;
 mod route_scopes;
 mod route_table;
 mod security_doc;

@@ -301,6 +301,11 @@ async fn two_thousand_mixed_requests_over_32_connections_lose_and_double_nothing
     // Every request was counted exactly once against the key, under 32-way concurrency.
     let key_id = created["key"]["key_id"].as_str().unwrap();
     let usage = items(&db, &tables["USAGE_TABLE"], "pk", &format!("key#{key_id}")).await;
-    let used: u64 = usage.iter().map(|month| month["used"].as_u64().unwrap()).sum();
+    let (scopes, months): (Vec<&Value>, Vec<&Value>) = usage.iter().partition(|item| item["sk"] == "scopes");
+    let used: u64 = months.iter().map(|month| month["used"].as_u64().unwrap()).sum();
     assert_eq!(used as usize, answered, "counted requests");
+    // And the scopes it used were noted for access reviews, beside the counts.
+    for scope in ["vehicles:read", "vehicles:write", "inspections:write"] {
+        assert!(scopes.first().is_some_and(|item| item[scope].is_u64()), "{scope} noted: {scopes:?}");
+    }
 }

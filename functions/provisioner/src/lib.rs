@@ -8,6 +8,7 @@ mod admin;
 mod cache;
 mod error;
 pub mod payload;
+mod review;
 mod tenants;
 mod view;
 
@@ -32,7 +33,7 @@ pub use error::{ERROR_TYPES, ProvisionError};
 pub use view::{KeyView, RateLimitFrom, Usage};
 
 /// Every action the provisioner understands.
-pub const ACTIONS: [&str; 13] = [
+pub const ACTIONS: [&str; 14] = [
     "create_tenant",
     "get_tenant",
     "list_tenants",
@@ -42,6 +43,7 @@ pub const ACTIONS: [&str; 13] = [
     "revoke_key",
     "rotate_key",
     "update_key_restrictions",
+    "review_keys",
     "put_tenant_limits",
     "put_inspection_template",
     "list_inspection_templates",
@@ -270,6 +272,7 @@ async fn perform(state: &State, event: LambdaEvent<Value>) -> Result<Value, Prov
             "revoke_key" => actions::revoke_key(state, parse(args)?, &ctx).await,
             "rotate_key" => actions::rotate_key(state, parse(args)?, &ctx).await,
             "update_key_restrictions" => actions::update_key_restrictions(state, parse(args)?, &ctx).await,
+            "review_keys" => review::review_keys(state, parse(args)?, &ctx).await,
             "put_tenant_limits" => tenants::put_tenant_limits(state, parse(args)?, &ctx).await,
             "put_inspection_template" => admin::put_inspection_template(state, parse(args)?, &ctx).await,
             "list_inspection_templates" => admin::list_inspection_templates(state, parse(args)?, &ctx).await,

@@ -49,7 +49,7 @@ pub struct TargetArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// API keys: create, list, show, rotate, revoke, restrict.
+    /// API keys: create, list, show, rotate, revoke, restrict, review.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Inspection templates: put one from a JSON or YAML file, list them.
@@ -119,6 +119,21 @@ pub enum KeysCommand {
     },
     /// Change a live key's rate limit, monthly quota or allowed networks.
     Restrict(RestrictKey),
+    /// Access review: keys never or long unused, expiring, in a rotation's grace,
+    /// and the scopes each key was granted but does not use.
+    Review {
+        #[command(flatten)]
+        tenant: Tenant,
+        /// A key or scope unused this many days is flagged (1–365).
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        unused_days: u32,
+        /// Offer to revoke each key never used or unused for N days.
+        #[arg(long)]
+        revoke_unused: bool,
+        /// With --revoke-unused: revoke without asking.
+        #[arg(long, requires = "revoke_unused")]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]

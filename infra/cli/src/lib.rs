@@ -149,6 +149,28 @@ impl Session {
                     text
                 })
             }
+            KeysCommand::Review { tenant, unused_days, revoke_unused, yes } => {
+                let fields = json!({"tenant_id": tenant.id, "unused_days": unused_days});
+                let mut answer = self.call("review_keys", fields).await?;
+                if !revoke_unused {
+                    return Ok(self.show(&answer, |a| render::review(a, now)));
+                }
+                if !self.json {
+                    // The review first, then a question per idle key.
+                    write(&mut std::io::stdout(), &render::review(&answer, now))?;
+                }
+                let revoked = self.revoke_unused(&tenant.id, &answer, yes).await?;
+                if self.json {
+                    answer["revoked"] = json!(revoked);
+                    format!("{answer:#}\n")
+                } else {
+                    format!(
+                        "Revoked {} key(s){}.\n",
+                        revoked.len(),
+                        if revoked.is_empty() { String::new() } else { format!(": {}", revoked.join(", ")) }
+                    )
+                }
+            }
             KeysCommand::Restrict(restrict) => {
                 let answer = self.call("update_key_restrictions", restrict_event(restrict)).await?;
                 self.show(&answer, |a| {
@@ -160,6 +182,27 @@ impl Session {
                 })
             }
         })
+    }
+
+    /// Revokes each key of `review` that was never used or not for its window,
+    /// asking first on the terminal unless `yes` (an unanswered question, as
+    /// without a terminal, is a no). The ids revoked.
+    async fn revoke_unused(&self, tenant: &str, review: &Value, yes: bool) -> Result<Vec<String>, CliError> {
+        let days = review["unused_days"].as_u64().unwrap_or_default();
+        let mut revoked = Vec::new();
+        let idle = review["keys"].as_array().into_iter().flatten().filter(|key| {
+            key["findings"].as_array().is_some_and(|f| f.iter().any(|f| f == "never_used" || f == "unused"))
+        });
+        for key in idle {
+            let (id, name) = (key["key_id"].as_str().unwrap_or_default(), key["name"].as_str().unwrap_or_default());
+            if !yes && !confirm(&format!("Revoke {id} \"{name}\"? [y/N] ")) {
+                continue;
+            }
+            let reason = format!("unused for {days} days (fleetgate keys review)");
+            self.call("revoke_key", json!({"tenant_id": tenant, "key_id": id, "reason": reason})).await?;
+            revoked.push(id.to_owned());
+        }
+        Ok(revoked)
     }
 
     /// A new key's answer: its secret once, the warning on stderr.
@@ -276,6 +319,13 @@ impl Session {
             batch = page["data"].as_array().cloned().unwrap_or_default().into_iter().rev().collect();
         }
     }
+}
+
+/// Asks `question` on stderr and reads a yes from stdin.
+fn confirm(question: &str) -> bool {
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok_and(|_| matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// `fields` without its `null` members (flags that were not given).

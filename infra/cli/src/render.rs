@@ -232,6 +232,76 @@ pub fn tenant_details(answer: &Value, now: Timestamp) -> String {
     )
 }
 
+/// The detail column of a review section's key.
+type Detail = fn(&Value, Timestamp) -> String;
+
+/// `review_keys`' answer: what to act on, section by section.
+pub fn review(answer: &Value, now: Timestamp) -> String {
+    let keys: &[Value] = answer["keys"].as_array().map_or(&[], Vec::as_slice);
+    let days = answer["unused_days"].as_u64().unwrap_or_default();
+    let mut out = format!(
+        "Access review of {}: {} working key(s); \"unused\" means not in the last {days} days.\n",
+        text(answer, "tenant_id"),
+        keys.len()
+    );
+    let with = |finding: &str| -> Vec<&Value> {
+        keys.iter().filter(|k| k["findings"].as_array().is_some_and(|f| f.iter().any(|x| x == finding))).collect()
+    };
+    let sections: [(&str, &str, Detail); 4] = [
+        ("never_used", "Never used", |k, now| format!("created {}", when(k, "created_at", now, "–"))),
+        ("unused", "Unused", |k, now| format!("last used {}", when(k, "last_used_at", now, "never"))),
+        ("expiring_soon", "Expiring soon", |k, now| format!("expires {}", when(k, "expires_at", now, "never"))),
+        ("rotation_grace", "Rotated, still working", |k, now| {
+            format!("works until {} ({})", text(k, "expires_at"), when(k, "expires_at", now, "–"))
+        }),
+    ];
+    for (finding, title, detail) in sections {
+        let found = with(finding);
+        if found.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{title} ({}):\n", found.len()));
+        let rows: Vec<Vec<String>> =
+            found.iter().map(|k| vec![format!("  {}", text(k, "key_id")), text(k, "name"), detail(k, now)]).collect();
+        out.push_str(&table_rows(&rows));
+    }
+    let narrower: Vec<&Value> =
+        keys.iter().filter(|k| k["unused_scopes"].as_array().is_some_and(|u| !u.is_empty())).collect();
+    if !narrower.is_empty() {
+        out.push_str(&format!("\nGranted scopes not used in {days} days ({}):\n", narrower.len()));
+        let names =
+            |v: &Value| v.as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(" ");
+        let rows: Vec<Vec<String>> = narrower
+            .iter()
+            .map(|k| {
+                let advice = match (&k["suggested_scopes"], k["suggested_preset"].as_str()) {
+                    (Value::Null, _) => "nothing used: revoke it?".to_owned(),
+                    (scopes, Some(preset)) => format!("enough: {} (preset {preset})", names(scopes)),
+                    (scopes, None) => format!("enough: {}", names(scopes)),
+                };
+                vec![
+                    format!("  {}", text(k, "key_id")),
+                    text(k, "name"),
+                    format!("unused: {}", names(&k["unused_scopes"])),
+                    advice,
+                ]
+            })
+            .collect();
+        out.push_str(&table_rows(&rows));
+    }
+    if out.lines().count() == 1 {
+        out.push_str("Nothing to act on.\n");
+    }
+    out
+}
+
+/// Rows aligned as in [`table`], without a header.
+fn table_rows(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let blank = vec![""; columns];
+    table(&blank, rows).lines().skip(1).map(|line| format!("{line}\n")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +383,40 @@ key_0002  tms       active  vehicles:read inspections:read  never       never   
              Try it:\n    curl -H \"X-API-Key: fg_test_SECRET\" http://127.0.0.1:9000/me\n"
         );
         assert!(new_secret(&answer, None).contains("$API_URL/me"));
+    }
+
+    #[test]
+    fn a_review_names_what_to_act_on() {
+        let now = at("2026-12-07T12:00:00Z");
+        let answer = json!({"tenant_id": "acme", "unused_days": 30, "keys": [
+            {"key_id": "key_01", "name": "tms", "findings": [], "unused_scopes": ["vehicles:write"],
+             "suggested_scopes": ["vehicles:read", "inspections:write"], "suggested_preset": "inspection-submission"},
+            {"key_id": "key_02", "name": "tablet", "findings": ["never_used"], "created_at": "2026-12-04T12:00:00Z",
+             "unused_scopes": ["vehicles:read"], "suggested_scopes": null, "suggested_preset": null},
+            {"key_id": "key_03", "name": "old", "findings": ["unused", "expiring_soon"],
+             "last_used_at": "2026-10-01T12:00:00Z", "expires_at": "2026-12-10T12:00:00Z", "unused_scopes": []}
+        ]});
+        assert_eq!(
+            review(&answer, now),
+            "\
+Access review of acme: 3 working key(s); \"unused\" means not in the last 30 days.
+
+Never used (1):
+  key_02  tablet  created 3 days ago
+
+Unused (1):
+  key_03  old  last used 2 months ago
+
+Expiring soon (1):
+  key_03  old  expires in 3 days
+
+Granted scopes not used in 30 days (2):
+  key_01  tms     unused: vehicles:write  enough: vehicles:read inspections:write (preset inspection-submission)
+  key_02  tablet  unused: vehicles:read   nothing used: revoke it?
+"
+        );
+        let quiet = json!({"tenant_id": "acme", "unused_days": 30, "keys": []});
+        assert!(review(&quiet, now).ends_with("Nothing to act on.\n"));
     }
 
     #[test]

@@ -182,6 +182,48 @@ fn the_audit_trail_shows_who_asked_and_follow_prints_what_comes_next() {
 }
 
 #[test]
+fn a_review_names_the_scopes_a_key_that_only_read_never_used_and_revokes_idle_keys_on_request() {
+    let tenant = tenant("cli-review");
+    let create = |name: &str, preset: &str| {
+        let answer = json(&["keys", "create", "--tenant", &tenant, "--name", name, "--preset", preset]);
+        (answer["api_key"].as_str().unwrap().to_owned(), answer["key"]["key_id"].as_str().unwrap().to_owned())
+    };
+    let (reader_secret, reader) = create("reader", "full-fleet");
+    let (_, idle) = create("idle", "read-only");
+    // The full-fleet key only reads vehicles, through the gateway as a device would.
+    let listed = reqwest::blocking::Client::new()
+        .get(format!("{}/vehicles", base_url()))
+        .header("X-API-Key", &reader_secret)
+        .send()
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+
+    let review = json(&["keys", "review", "--tenant", &tenant]);
+    let of = |id: &str| review["keys"].as_array().unwrap().iter().find(|k| k["key_id"] == id).unwrap().clone();
+    assert_eq!(of(&reader)["unused_scopes"], serde_json::json!(["vehicles:write", "inspections:write"]));
+    assert_eq!(of(&idle)["findings"], serde_json::json!(["never_used"]));
+    let shown = stdout(&["keys", "review", "--tenant", &tenant, "--unused-days", "7"]);
+    assert!(shown.contains("\"unused\" means not in the last 7 days"), "{shown}");
+    let reader_line = shown.lines().find(|l| l.contains(&reader)).unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        reader_line.contains("unused: vehicles:write inspections:write")
+            && reader_line.contains("enough: vehicles:read"),
+        "{shown}"
+    );
+    assert!(shown.contains("Never used (1):"), "{shown}");
+
+    // Without a terminal and without --yes, the question goes unanswered: nothing is revoked.
+    let kept = stdout(&["keys", "review", "--tenant", &tenant, "--revoke-unused"]);
+    assert!(kept.ends_with("Revoked 0 key(s).\n"), "{kept}");
+    let revoked = json(&["keys", "review", "--tenant", &tenant, "--revoke-unused", "--yes"]);
+    assert_eq!(revoked["revoked"], serde_json::json!([idle]));
+    let all = json(&["keys", "list", "--tenant", &tenant, "--all"]);
+    let status =
+        |id: &str| all["data"].as_array().unwrap().iter().find(|k| k["key_id"] == id).unwrap()["status"].clone();
+    assert_eq!((status(&idle), status(&reader)), ("revoked".into(), "active".into()));
+}
+
+#[test]
 fn a_tenant_cap_is_set_shown_and_lifted() {
     let tenant = tenant("cli-tenants");
     let capped = stdout(&["tenants", "limit", "--tenant", &tenant, "--rate", "200/second"]);

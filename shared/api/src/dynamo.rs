@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use fleetgate_scopes::Environment;
@@ -184,6 +184,47 @@ impl DbError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, DbError::TransactionCancelled { reasons } if reasons.contains(&CancelReason::Conflict))
     }
+}
+
+/// A DynamoDB item as the SDK gives it.
+pub type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// The items of `keys` in `table` that exist (any number of keys: 100 a call),
+/// each read with `projection` (a projection expression and its `#name`s) when
+/// given. Keys DynamoDB leaves unprocessed (throttling) are asked again, a few times.
+pub async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<(&str, &[(&str, &str)])>,
+) -> Result<Vec<Item>, DbError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(100) {
+        let mut request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec()));
+        if let Some((expression, names)) = projection {
+            request = request.projection_expression(expression);
+            for (placeholder, name) in names {
+                request = request.expression_attribute_names(*placeholder, *name);
+            }
+        }
+        let mut request = request.build().map_err(|e| DbError::Failed(Box::new(e)))?;
+        let mut attempts = 0;
+        loop {
+            let output = client.batch_get_item().request_items(table, request.clone()).send().await?;
+            found.extend(output.responses.unwrap_or_default().remove(table).unwrap_or_default());
+            match output.unprocessed_keys.unwrap_or_default().remove(table) {
+                Some(rest) if !rest.keys.is_empty() => {
+                    attempts += 1;
+                    if attempts > 5 {
+                        return Err(DbError::Unavailable("batch reads stayed unprocessed".into()));
+                    }
+                    request = rest;
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Writes `items` in one transaction, reporting a cancellation item by item.

@@ -163,7 +163,19 @@ where
     // its holder's limits) and before the scope check (a loop on a forbidden route is
     // still a loop).
     let verdict = match &gate.usage {
-        Some(usage) if network_allowed => Some(usage.admit(&auth, Timestamp::now().unix_seconds()).await),
+        Some(usage) if network_allowed => {
+            let now = Timestamp::now().unix_seconds();
+            let verdict = usage.admit(&auth, now).await;
+            // The scope this request uses, if the key holds it, noted for access reviews
+            // (a write at most hourly per key, scope and instance). After the count, not
+            // beside it: two calls at once would open a second DynamoDB connection. Not
+            // when the count just failed: the table is away, and limits fail open fast.
+            let used_scope = route.required_scope.filter(|_| auth.require(route).is_ok());
+            if let Some(scope) = used_scope.filter(|_| verdict.state.counted) {
+                usage.note_scope_use(&auth.key_id, scope, now).await;
+            }
+            Some(verdict)
+        }
         _ => None,
     };
     let month_used = verdict.as_ref().and_then(|v| v.month_used);

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod list;
 pub mod logging;
 pub mod metrics;
+pub mod scope_use;
 pub mod timestamp;
 pub mod usage;
 

@@ -67,6 +67,12 @@ impl Timestamp {
     pub fn unix_seconds(self) -> i64 {
         self.0.unix_timestamp()
     }
+
+    /// The instant `seconds` after the epoch; `None` outside [`YEARS`].
+    pub fn from_unix_seconds(seconds: i64) -> Option<Timestamp> {
+        let at = Timestamp::checked_from_datetime(OffsetDateTime::from_unix_timestamp(seconds).ok()?)?;
+        YEARS.contains(&at.year()).then_some(at)
+    }
 }
 
 fn micros_sort_key(at: Timestamp, micros: u32) -> String {

@@ -36,17 +36,17 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use time::{Date, Month, OffsetDateTime, Time};
 
-use fleetgate_scopes::{AuthContext, RateLimit, TenantId};
+use fleetgate_scopes::{AuthContext, RateLimit, Scope, TenantId};
 
-use crate::dynamo::{ConfigError, DbError, env_var};
+use crate::dynamo::{ConfigError, DbError, batch_get, env_var};
 
 /// The month's admitted requests, on every usage item.
 const USED: &str = "used";
 /// DynamoDB deletes an item after this (epoch seconds): the end of the next month.
-const TTL: &str = "expires_at_epoch";
+pub(crate) const TTL: &str = "expires_at_epoch";
 /// At most this many items' ended-window names are remembered per instance.
 const MAX_REMEMBERED_ITEMS: usize = 10_000;
 /// The most a count may take before the request goes on uncounted (fail open):
@@ -216,11 +216,13 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
 /// The usage table: counts requests and reads a month's usage back.
 #[derive(Clone, Debug)]
 pub struct UsageCounter {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
     /// Per item, the ended windows' attributes its last answer showed: removed by
     /// this instance's next write to it.
     ended: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// When this instance last noted each (key, scope) use (`crate::scope_use`).
+    pub(crate) scopes_noted: Arc<Mutex<HashMap<(String, Scope), i64>>>,
 }
 
 /// The outcome of one conditional count on one item.
@@ -238,14 +240,14 @@ impl UsageCounter {
             .operation_timeout(COUNT_BUDGET)
             .build();
         let client = Client::from_conf(client.config().to_builder().timeout_config(budget).build());
-        UsageCounter { client, table, ended: Arc::default() }
+        UsageCounter { client, table, ended: Arc::default(), scopes_noted: Arc::default() }
     }
 
     pub fn from_env(client: Client) -> Result<UsageCounter, ConfigError> {
         Ok(UsageCounter::new(client, env_var("USAGE_TABLE")?))
     }
 
-    fn key_item(key_id: &str) -> String {
+    pub(crate) fn key_item(key_id: &str) -> String {
         format!("key#{key_id}")
     }
 
@@ -450,7 +452,7 @@ impl UsageCounter {
     }
 
     /// This month's admitted requests of each key in `key_ids` (0 for a key without
-    /// any), for admins' views. At most 100 ids per call (one BatchGetItem).
+    /// any), for admins' views.
     pub async fn keys_month_usage(&self, key_ids: &[&str], now: i64) -> Result<HashMap<String, u64>, DbError> {
         let pks: Vec<String> = key_ids.iter().map(|id| Self::key_item(id)).collect();
         let found = self.month_usage(&pks, now).await?;
@@ -465,10 +467,6 @@ impl UsageCounter {
     }
 
     async fn month_usage(&self, pks: &[String], now: i64) -> Result<HashMap<String, u64>, DbError> {
-        let mut found = HashMap::new();
-        if pks.is_empty() {
-            return Ok(found);
-        }
         let month = UtcMonth::of(now).label();
         let keys = pks
             .iter()
@@ -479,32 +477,14 @@ impl UsageCounter {
                 ])
             })
             .collect();
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .projection_expression("pk, #used")
-            .expression_attribute_names("#used", USED)
-            .build()
-            .map_err(|e| DbError::Failed(Box::new(e)))?;
-        // Unprocessed keys (throttling) are asked again, a few times.
-        for _ in 0..5 {
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request.clone())
-                .send()
-                .await
-                .map_err(DbError::from)?;
-            for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                if let Some(AttributeValue::S(pk)) = item.get("pk") {
-                    found.insert(pk.clone(), number(&item, USED));
-                }
-            }
-            match output.unprocessed_keys.unwrap_or_default().remove(&self.table) {
-                Some(rest) if !rest.keys.is_empty() => request = rest,
-                _ => return Ok(found),
-            }
-        }
-        Err(DbError::Unavailable("usage reads stayed unprocessed".into()))
+        let items = batch_get(&self.client, &self.table, keys, Some(("pk, #used", &[("#used", USED)]))).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => Some((pk.clone(), number(item, USED))),
+                _ => None,
+            })
+            .collect())
     }
 }
 
