@@ -95,19 +95,40 @@ async fn main() -> Result<(), Error> {
 
     // BENCH_ONLY=authorizer,get-vehicle measures just those (for before/after experiments).
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(str::to_owned).collect());
-    let mut results = Vec::new();
-    for subject in subjects(&plan, &seed) {
-        if only.as_ref().is_some_and(|only| !only.iter().any(|name| subject.name.starts_with(name.as_str()))) {
-            continue;
-        }
-        eprintln!("==> {}", subject.name);
-        match measure(&plan, &seed, &subject, &upstream).await {
-            Ok(result) => results.push(result),
-            Err(err) => {
-                eprintln!("    failed: {err}");
-                results.push(FunctionResult::failed(&subject.name, err.to_string()));
+    let selected: Vec<Subject> = subjects(&plan, &seed)
+        .into_iter()
+        .filter(|subject| {
+            only.as_ref().is_none_or(|only| only.iter().any(|name| subject.name.starts_with(name.as_str())))
+        })
+        .collect();
+    // Cold starts round-robin (each binary's n-th start, then the next binary's):
+    // whatever else loads this shared machine meanwhile falls on every binary alike,
+    // hello included, instead of on whichever was being measured at the time.
+    eprintln!("==> {} cold starts of each of {} binaries, in turn", plan.cold_starts, selected.len());
+    let mut inits: Vec<Result<Vec<Duration>, String>> = selected.iter().map(|_| Ok(Vec::new())).collect();
+    for n in 0..plan.cold_starts {
+        for (subject, times) in selected.iter().zip(inits.iter_mut()) {
+            let Ok(so_far) = times else { continue };
+            match cold_start(&seed, subject, &upstream, n).await {
+                Ok(init) => so_far.push(init),
+                Err(err) => {
+                    eprintln!("    {} failed: {err}", subject.name);
+                    *times = Err(err.to_string());
+                }
             }
         }
+    }
+    let mut results = Vec::new();
+    for (subject, times) in selected.iter().zip(inits) {
+        eprintln!("==> {}", subject.name);
+        let measured = match times {
+            Ok(times) => measure_warm(&plan, &seed, subject, &upstream, &times).await.map_err(|e| e.to_string()),
+            Err(err) => Err(err),
+        };
+        results.push(measured.unwrap_or_else(|err| {
+            eprintln!("    failed: {err}");
+            FunctionResult::failed(&subject.name, err)
+        }));
     }
     let sizes: Value = std::fs::read_to_string(root.join(env("BENCH_SIZES", "target/bench-sizes.json")))
         .ok()
@@ -523,25 +544,33 @@ fn is_error(body: &str) -> bool {
     value.get("statusCode").and_then(Value::as_u64).is_some_and(|status| status >= 400)
 }
 
-async fn measure(plan: &Plan, seed: &Seed, subject: &Subject, upstream: &str) -> Result<FunctionResult, Error> {
-    let mut inits = Vec::new();
-    for n in 0..plan.cold_starts {
-        let mut api = RuntimeApi::start().await?;
-        let proxy = CountingProxy::start(upstream.to_owned()).await?;
-        let started = Instant::now();
-        let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
-        let ready = await_init(&mut api, &mut child).await?;
-        inits.push(ready - started);
-        if proxy.connections() > 0 {
-            return Err(format!("opened {} DynamoDB connection(s) during init", proxy.connections()).into());
-        }
-        let (_, body) = invoke_once(&mut api, format!("cold-{n}"), (subject.event)(n).to_string()).await?;
-        if is_error(&body) {
-            return Err(format!("first invocation answered an error: {body}").into());
-        }
-        child.kill().await?;
+/// One cold start of `subject` (its `n`-th): process start to its first `/next`;
+/// then its first invocation must succeed without having connected during init.
+async fn cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) -> Result<Duration, Error> {
+    let mut api = RuntimeApi::start().await?;
+    let proxy = CountingProxy::start(upstream.to_owned()).await?;
+    let started = Instant::now();
+    let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
+    let ready = await_init(&mut api, &mut child).await?;
+    if proxy.connections() > 0 {
+        return Err(format!("opened {} DynamoDB connection(s) during init", proxy.connections()).into());
     }
+    let (_, body) = invoke_once(&mut api, format!("cold-{n}"), (subject.event)(n).to_string()).await?;
+    if is_error(&body) {
+        return Err(format!("first invocation answered an error: {body}").into());
+    }
+    child.kill().await?;
+    Ok(ready - started)
+}
 
+/// The warm invocations of `subject` in one process, reported with its cold starts' `inits`.
+async fn measure_warm(
+    plan: &Plan,
+    seed: &Seed,
+    subject: &Subject,
+    upstream: &str,
+    inits: &[Duration],
+) -> Result<FunctionResult, Error> {
     let mut api = RuntimeApi::start().await?;
     let proxy = CountingProxy::start(upstream.to_owned()).await?;
     let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
@@ -569,7 +598,7 @@ async fn measure(plan: &Plan, seed: &Seed, subject: &Subject, upstream: &str) ->
     Ok(FunctionResult::measured(
         &subject.name,
         Measured {
-            init: report::Stats::of(&inits),
+            init: report::Stats::of(inits),
             warm: report::Stats::of(&durations),
             overhead: report::Stats::of(&overheads),
             round_trips: subject.round_trips,
