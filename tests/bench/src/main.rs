@@ -81,7 +81,7 @@ async fn main() -> Result<(), Error> {
         cold_starts: env("BENCH_COLD_STARTS", "30").parse()?,
         warm_invocations: env("BENCH_WARM_INVOCATIONS", "1000").parse()?,
         release_dir: root.join(env("BENCH_RELEASE_DIR", "target/release")),
-        out_dir: root.join("docs"),
+        out_dir: std::env::var("BENCH_OUT").map_or_else(|_| root.join("docs"), PathBuf::from),
         dynamodb: std::env::var("BENCH_DYNAMODB_URL").map_err(|_| "BENCH_DYNAMODB_URL is not set: run `make bench`")?,
         python: std::env::var("BENCH_PYTHON").ok().map(PathBuf::from),
     };
@@ -92,6 +92,8 @@ async fn main() -> Result<(), Error> {
     let proxy = CountingProxy::start(upstream.clone()).await?;
     let round_trip = dynamodb_round_trip(&format!("http://{}", proxy.address), &seed, plan.warm_invocations).await?;
     eprintln!("==> DynamoDB GetItem round trip: p50 {:.3} ms, p99 {:.3} ms", round_trip.p50_ms, round_trip.p99_ms);
+    let limiter = limiter_cpu(format!("http://{}", proxy.address), seed.tables.usage.clone())?;
+    eprintln!("==> limiter, CPU per call in process: count {:.0} µs, GetItem {:.0} µs", limiter.0, limiter.1);
 
     // BENCH_ONLY=authorizer,get-vehicle measures just those (for before/after experiments).
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(str::to_owned).collect());
@@ -134,7 +136,8 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(Value::Null);
-    let report = Report::new(&plan.cold_starts, plan.warm_invocations, round_trip, results, sizes);
+    let report =
+        Report::new(&plan.cold_starts, plan.warm_invocations, round_trip, results, sizes).with_limiter(limiter);
     std::fs::create_dir_all(&plan.out_dir)?;
     std::fs::write(plan.out_dir.join("benchmarks.json"), serde_json::to_string_pretty(&report.to_json())?)?;
     let markdown = report.markdown();
@@ -148,7 +151,10 @@ fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
     fleetgate_api::dynamo::local_client(endpoint)
 }
 
-/// Tables from the template, a key, a vehicle, a template and an inspection.
+/// The page the list functions are asked for (and that the seed fills).
+const LIST_PAGE: usize = 25;
+
+/// Tables from the template, a key, a template, and a full page of vehicles and of inspections.
 async fn seed(client: &aws_sdk_dynamodb::Client, emulator: &str) -> Result<Seed, Error> {
     let tables = TableNames::with_prefix(&format!("bench{}", std::process::id()));
     create_tables(client, &Template::load_default()?, &tables).await?;
@@ -211,6 +217,19 @@ async fn seed(client: &aws_sdk_dynamodb::Client, emulator: &str) -> Result<Seed,
     let inspection = InspectionInput::parse(inspection_body(&vehicle.id), now)?.against(&template, "key_bench", now)?;
     let inspections = InspectionStore::new(client.clone(), tables.fleet.clone());
     inspections.create(&tenant, &inspection, vec![]).await?;
+    // Full pages from the start: the list functions always answer 25 items, whatever
+    // order the benchmark runs the functions in (the creating ones add more).
+    for n in 1..LIST_PAGE {
+        let body = json!({"vin": format!("1BENCHSEED{n:07}"), "name": format!("Truck {n}"), "make": "Volvo", "model": "FH", "year": 2022});
+        let more = Vehicle::create(VehicleInput::parse(body, now)?, now);
+        VehicleStore::new(client.clone(), tables.fleet.clone())
+            .create(&tenant, &more, vec![])
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let submitted =
+            InspectionInput::parse(inspection_body(&vehicle.id), now)?.against(&template, "key_bench", now)?;
+        inspections.create(&tenant, &submitted, vec![]).await?;
+    }
     Ok(Seed {
         tables,
         emulator: emulator.to_owned(),
@@ -382,7 +401,7 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             command: binary("list-vehicles"),
             cwd: None,
             round_trips: 2,
-            event: rest("GET", "/vehicles", None, Some(json!({"limit": "25"})), None),
+            event: rest("GET", "/vehicles", None, Some(json!({"limit": LIST_PAGE.to_string()})), None),
         },
         Subject {
             name: "create-vehicle".into(),
@@ -617,6 +636,70 @@ fn proc_status_kb(pid: u32, field: &str) -> Result<u64, Error> {
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| format!("{field} not in /proc/{pid}/status").into())
+}
+
+/// The limiter's cost in CPU, apart from the emulator's: microseconds of this
+/// thread's CPU per `UsageCounter::admit` (one conditional UpdateItem and its
+/// bookkeeping) and per bare GetItem through the same client, medians of rounds
+/// taken in turn (so the machine's load falls on both alike). Their difference is
+/// the limiter's own logic; the rest is what any DynamoDB call costs a client.
+fn limiter_cpu(endpoint: String, usage_table: String) -> Result<(f64, f64), Error> {
+    let run = move || -> Result<(f64, f64), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let thread_cpu_ns = || -> u64 {
+                std::fs::read_to_string("/proc/thread-self/schedstat")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0)
+            };
+            let client = dynamo_client(&endpoint);
+            let counter = fleetgate_api::usage::UsageCounter::new(client.clone(), usage_table.clone());
+            let auth = fleetgate_scopes::AuthContext::new(
+                fleetgate_scopes::TenantId::parse("bench-limiter").map_err(|e| e.to_string())?,
+                "key_benchlimiterbenchlim".into(),
+                "limiter".into(),
+                fleetgate_scopes::ScopeSet::parse_granted(["vehicles:read"]).map_err(|e| e.to_string())?,
+                fleetgate_scopes::Environment::Test,
+                None,
+            )
+            .with_limits(fleetgate_scopes::Limits {
+                rate_limit: Some(
+                    "1000000/second".parse().map_err(|e: fleetgate_scopes::InvalidRateLimit| e.to_string())?,
+                ),
+                ..Default::default()
+            });
+            let (mut counts, mut gets) = (Vec::new(), Vec::new());
+            for _ in 0..10 {
+                let started = thread_cpu_ns();
+                for _ in 0..200 {
+                    let verdict = counter.admit(&auth, fleetgate_api::Timestamp::now().unix_seconds()).await;
+                    if !verdict.state.counted {
+                        return Err("the limiter could not count".to_owned());
+                    }
+                }
+                counts.push((thread_cpu_ns() - started) as f64 / 200.0 / 1000.0);
+                let started = thread_cpu_ns();
+                for _ in 0..200 {
+                    client
+                        .get_item()
+                        .table_name(&usage_table)
+                        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("key#none".into()))
+                        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("none".into()))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                gets.push((thread_cpu_ns() - started) as f64 / 200.0 / 1000.0);
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            Ok((median(counts), median(gets)))
+        })
+    };
+    std::thread::spawn(run).join().map_err(|_| "the limiter measurement panicked")?.map_err(Into::into)
 }
 
 /// The floor: a bare GetItem from this process, through the same proxy, same SDK.

@@ -55,6 +55,8 @@ pub struct Report {
     results: Vec<FunctionResult>,
     sizes: Value,
     machine: String,
+    /// CPU µs per limiter count and per bare GetItem, in process.
+    limiter_cpu_us: Option<(f64, f64)>,
 }
 
 /// SPEC §7 targets.
@@ -87,7 +89,14 @@ impl Report {
             results,
             sizes,
             machine: format!("{cores} × {cpu}, {} (x86_64 host; arm64 sizes from cargo lambda)", std::env::consts::OS),
+            limiter_cpu_us: None,
         }
+    }
+
+    /// The limiter's CPU per count and a bare GetItem's (µs), measured in process.
+    pub fn with_limiter(mut self, (count_us, get_item_us): (f64, f64)) -> Report {
+        self.limiter_cpu_us = Some((count_us, get_item_us));
+        self
     }
 
     fn hello_init(&self) -> Option<f64> {
@@ -136,6 +145,7 @@ impl Report {
             "cold_starts": self.cold_starts,
             "warm_invocations": self.warm_invocations,
             "dynamodb_get_item_ms": {"p50": self.round_trip.p50_ms, "p99": self.round_trip.p99_ms},
+            "limiter_cpu_us": self.limiter_cpu_us.map(|(count, get_item)| json!({"count": count, "get_item": get_item})),
             "targets": {"init_vs_hello": INIT_RATIO_TARGET, "overhead_p50_ms": OVERHEAD_TARGET_MS,
                         "peak_rss_mb": RSS_TARGET_MB, "arm64_binary_mb": ARM64_SIZE_TARGET_MB, "dynamodb_connections": 1},
             "functions": functions,
@@ -148,6 +158,12 @@ impl Report {
             "Machine: {}. {} cold starts and {} warm invocations per function; emulator (moto) GetItem round trip p50 {:.2} ms, p99 {:.2} ms.\n\n",
             self.machine, self.cold_starts, self.warm_invocations, self.round_trip.p50_ms, self.round_trip.p99_ms
         ));
+        if let Some((count, get_item)) = self.limiter_cpu_us {
+            out.push_str(&format!(
+                "Limiter, CPU per call in process: a count {count:.0} µs, a bare GetItem {get_item:.0} µs: its own logic {:.0} µs, the rest is what any DynamoDB call costs a client.\n\n",
+                count - get_item
+            ));
+        }
         out.push_str("| Function | Init p50 (ms) | × hello | Warm p50 / p99 (ms) | Overhead p50 (ms) | Peak RSS (MB) | RSS growth (KB) | DynamoDB conns | arm64 (MB) | arm64 zip (MB) | x86_64 (MB) |\n");
         out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
         let num = |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
