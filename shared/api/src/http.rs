@@ -159,6 +159,7 @@ where
     let network_allowed = auth.allows_source(&source_ip(&req));
     tracing::debug!(request_id, key_id = %auth.key_id, route = %route.describe(), "authorizer context accepted");
     let resource_id = req.path_parameters_ref().and_then(|params| params.first("id")).map(bounded_id);
+    let scope_check = auth.require(route);
     // Counted after the network check (a stolen key used from elsewhere cannot spend
     // its holder's limits) and before the scope check (a loop on a forbidden route is
     // still a loop).
@@ -170,7 +171,7 @@ where
             // (a write at most hourly per key, scope and instance). After the count, not
             // beside it: two calls at once would open a second DynamoDB connection. Not
             // when the count just failed: the table is away, and limits fail open fast.
-            let used_scope = route.required_scope.filter(|_| auth.require(route).is_ok());
+            let used_scope = route.required_scope.filter(|_| scope_check.is_ok());
             if let Some(scope) = used_scope.filter(|_| verdict.state.counted) {
                 usage.note_scope_use(&auth.key_id, scope, now).await;
             }
@@ -188,7 +189,7 @@ where
     } else if let Some(refusal) = verdict.as_ref().and_then(|v| v.refusal) {
         Err(over_limit(refusal))
     } else {
-        match auth.require(route) {
+        match scope_check {
             // A panic (a bug) becomes a plain 500 problem: the Lambda runtime would
             // otherwise fail the invocation and API Gateway answer a bare 502.
             Ok(()) => AssertUnwindSafe(handle(call.clone(), req)).catch_unwind().await.unwrap_or_else(|panic| {
