@@ -45,6 +45,29 @@ pub fn endpoint() -> String {
 }
 
 impl TestStack {
+    /// Rewrites one of the tenant's records as versions before the `body` layout
+    /// stored it (each field an attribute; see `fleetgate_api::stored`), with
+    /// `edit` applied to its fields first.
+    pub async fn store_field_by_field(&self, sk: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let key = |name: &str, value: &str| (name.to_owned(), AttributeValue::S(value.to_owned()));
+        let mut item = self
+            .client
+            .get_item()
+            .table_name(&self.tables.fleet)
+            .set_key(Some([key("pk", &self.tenant), key("sk", sk)].into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_else(|| panic!("no item {sk}"));
+        let body = item.remove(fleetgate_api::stored::BODY).unwrap_or_else(|| panic!("{sk} has no body"));
+        let mut fields: serde_json::Value = serde_json::from_str(body.as_s().unwrap()).unwrap();
+        edit(&mut fields);
+        item.extend(serde_dynamo::to_item::<_, std::collections::HashMap<String, AttributeValue>>(fields).unwrap());
+        self.client.put_item().table_name(&self.tables.fleet).set_item(Some(item)).send().await.unwrap();
+    }
+
     pub async fn new() -> TestStack {
         let client = local_client(&endpoint());
         let tables = TABLES
@@ -194,7 +217,7 @@ impl TestStack {
             .send()
             .await
             .unwrap();
-        output.items.unwrap_or_default().into_iter().map(|item| serde_dynamo::from_item(item).unwrap()).collect()
+        output.items.unwrap_or_default().into_iter().map(fleetgate_tests::item_json).collect()
     }
 }
 

@@ -526,23 +526,21 @@ async fn a_crafted_timestamp_is_refused_and_an_unreadable_record_never_breaks_re
         let refused = api.post(&inspection(&vehicle_id, crafted, "pass")).await;
         assert_eq!(field_errors(&refused), ["performed_at"], "{crafted}");
     }
-    let mut ids = Vec::new();
+    let (mut ids, mut created_bodies) = (Vec::new(), Vec::new());
     for at in ["2026-11-01T08:00:00Z", "2026-11-02T08:00:00Z"] {
-        let created = api.post(&inspection(&vehicle_id, at, "pass")).await;
-        ids.push(body_json(&created)["id"].as_str().unwrap().to_owned());
+        let created = body_json(&api.post(&inspection(&vehicle_id, at, "pass")).await);
+        ids.push(created["id"].as_str().unwrap().to_owned());
+        created_bodies.push(created);
     }
-    // Given: one record as an older version could have stored it (written directly).
+    // Given: one record as an older version could have stored it (written
+    // directly, field by field as before the `body` layout), and one well-formed
+    // record in that layout, which must still read.
     api.stack
-        .client
-        .update_item()
-        .table_name(&api.stack.tables.fleet)
-        .key("pk", serde_dynamo::to_attribute_value(&api.stack.tenant).unwrap())
-        .key("sk", serde_dynamo::to_attribute_value(format!("inspection#{}", ids[0])).unwrap())
-        .update_expression("SET performed_at = :bad")
-        .expression_attribute_values(":bad", serde_dynamo::to_attribute_value("-001-12-31T23:59:00Z").unwrap())
-        .send()
-        .await
-        .unwrap();
+        .store_field_by_field(&format!("inspection#{}", ids[0]), |fields| {
+            fields["performed_at"] = json!("-001-12-31T23:59:00Z")
+        })
+        .await;
+    api.stack.store_field_by_field(&format!("inspection#{}", ids[1]), |_| {}).await;
 
     // Then: reading it is a 404 (logged for the operators), never a 500...
     let get = |id: &str| {
@@ -550,7 +548,9 @@ async fn a_crafted_timestamp_is_refused_and_an_unreadable_record_never_breaks_re
         get_inspection::handler(&api.get, req)
     };
     assert_eq!(get(&ids[0]).await.unwrap().status(), 404);
-    assert_eq!(get(&ids[1]).await.unwrap().status(), 200);
+    let readable = get(&ids[1]).await.unwrap();
+    assert_eq!(readable.status(), 200);
+    assert_eq!(body_json(&readable), created_bodies[1], "the older layout reads as what was created");
     // ...and every list still answers, without it.
     for query in [vec![], vec![("vehicle_id", vehicle_id.as_str())], vec![("outcome", "pass")]] {
         let listed = api.list(&query).await;

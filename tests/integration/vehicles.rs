@@ -361,6 +361,23 @@ async fn a_get_body_sent_back_with_one_change_is_accepted() {
 }
 
 #[tokio::test]
+async fn a_vehicle_stored_field_by_field_by_an_older_version_reads_and_updates() {
+    let api = Vehicles::new().await;
+    let created = body_json(&api.create(&truck(22)).await);
+    let id = created["id"].as_str().unwrap().to_owned();
+    api.stack.store_field_by_field(&format!("vehicle#{id}"), |_| {}).await;
+    assert_eq!(body_json(&api.get(&id).await), created);
+    let mut changed = created.clone();
+    changed["odometer_km"] = json!(777);
+    let updated = api.put(&id, &changed, Some("\"1\"")).await;
+    assert_eq!(updated.status(), 200, "{:?}", updated.body());
+    assert_eq!(
+        (body_json(&api.get(&id).await)["odometer_km"].clone(), header(&updated, "etag")),
+        (json!(777), Some("\"2\""))
+    );
+}
+
+#[tokio::test]
 async fn if_match_follows_rfc_9110_lists_star_weak_and_malformed() {
     let api = Vehicles::new().await;
     let id = body_json(&api.create(&truck(22)).await)["id"].as_str().unwrap().to_owned();

@@ -192,9 +192,7 @@ async fn items(db: &Client, table: &str, pk_name: &str, tenant: &str) -> Vec<Val
             .send()
             .await
             .unwrap();
-        all.extend(
-            output.items.unwrap_or_default().into_iter().map(|i| serde_dynamo::from_item::<_, Value>(i).unwrap()),
-        );
+        all.extend(output.items.unwrap_or_default().into_iter().map(fleetgate_tests::item_json));
         start = output.last_evaluated_key;
         if start.is_none() {
             return all;

@@ -21,6 +21,7 @@ pub mod list;
 pub mod logging;
 pub mod metrics;
 pub mod scope_use;
+pub mod stored;
 pub mod timestamp;
 pub mod usage;
 

@@ -207,7 +207,7 @@ pub async fn query_page<T: DeserializeOwned>(
 /// whole list fail: it is left out, and a direct read of it is a 404.
 pub fn readable_item<T: DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Option<T> {
     let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned();
-    match serde_dynamo::from_item(item) {
+    match crate::stored::record(item) {
         Ok(value) => Some(value),
         Err(err) => {
             tracing::error!(sk, error = %err, "a stored item does not map; left out");

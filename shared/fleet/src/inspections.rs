@@ -5,6 +5,8 @@
 //! filter, each sorted by `<performed_at>#<id>` so lists read newest first:
 //! - `gsi1`: all of the tenant's inspections;
 //! - `gsi2`: by vehicle; `gsi3`: by outcome; `gsi4`: by vehicle and outcome.
+//!
+//! The inspection itself is the item's `body` (see `fleetgate_api::stored`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,12 +20,13 @@ use fleetgate_api::error::{ApiError, FieldError};
 use fleetgate_api::input::{Fields, all_valid, integer, text};
 use fleetgate_api::list::readable_item;
 use fleetgate_api::list::{Position, query_page};
+use fleetgate_api::stored::Projection;
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
 use crate::table::{GSI1, GSI2, GSI3, GSI4, Index};
-use crate::templates::{self, Template, TemplateItemRecord};
-use crate::vehicles::{self, MAX_ODOMETER_KM, Vehicle, VehicleItem};
+use crate::templates::{self, Template};
+use crate::vehicles::{self, MAX_ODOMETER_KM, Vehicle};
 
 pub const ID_PREFIX: &str = "insp_";
 /// How far in the future `performed_at` may be, for devices whose clocks run fast.
@@ -347,8 +350,9 @@ pub struct InspectionFilter {
     pub performed_before: Option<Timestamp>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct InspectionRecord {
+/// An inspection item's own attributes: its keys and index keys (the inspection is its body).
+#[derive(Debug, Serialize)]
+struct InspectionKeys {
     pk: String,
     sk: String,
     gsi1pk: String,
@@ -359,8 +363,6 @@ struct InspectionRecord {
     gsi3sk: String,
     gsi4pk: String,
     gsi4sk: String,
-    #[serde(flatten)]
-    inspection: Inspection,
 }
 
 /// The index that serves a filter, and the partition in it.
@@ -375,12 +377,12 @@ fn partitions(tenant: &TenantId, vehicle_id: Option<&str>, outcome: Option<Outco
     }
 }
 
-impl InspectionRecord {
-    fn new(tenant: &TenantId, inspection: Inspection) -> InspectionRecord {
+impl InspectionKeys {
+    fn new(tenant: &TenantId, inspection: &Inspection) -> InspectionKeys {
         let sort = format!("{}#{}", inspection.performed_at, inspection.id);
         let vehicle = Some(inspection.vehicle_id.as_str());
         let outcome = Some(inspection.outcome);
-        InspectionRecord {
+        InspectionKeys {
             pk: tenant.to_string(),
             sk: format!("inspection#{}", inspection.id),
             gsi1pk: partitions(tenant, None, None).1,
@@ -391,10 +393,34 @@ impl InspectionRecord {
             gsi3sk: sort.clone(),
             gsi4pk: partitions(tenant, vehicle, outcome).1,
             gsi4sk: sort,
-            inspection,
         }
     }
 }
+
+/// The fields of [`Inspection`], which items stored before the `body` layout hold
+/// as attributes (a test keeps this list in step with the struct).
+const FIELDS: [&str; 15] = [
+    "id",
+    "vehicle_id",
+    "template_id",
+    "template_version",
+    "type",
+    "inspector",
+    "performed_at",
+    "odometer_km",
+    "location",
+    "results",
+    "signature",
+    "outcome",
+    "defects",
+    "submitted_by_key_id",
+    "created_at",
+];
+
+/// What a list reads through each index (built once: lists run on every request).
+static PROJECTIONS: std::sync::LazyLock<Vec<(&str, Projection)>> = std::sync::LazyLock::new(|| {
+    [GSI1, GSI2, GSI3, GSI4].iter().map(|index| (index.name, Projection::new(index.key, &FIELDS))).collect()
+});
 
 /// Inspections in the fleet table (`FLEET_TABLE`).
 #[derive(Clone, Debug)]
@@ -419,10 +445,10 @@ impl InspectionStore {
         inspection: &Inspection,
         extra: Vec<TransactWriteItem>,
     ) -> Result<(), DbError> {
-        let record = InspectionRecord::new(tenant, inspection.clone());
+        let item = fleetgate_api::stored::item(&InspectionKeys::new(tenant, inspection), inspection)?;
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&record)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
@@ -468,12 +494,8 @@ impl InspectionStore {
             let output = request.clone().send().await?;
             for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                 match item.get("sk").and_then(|sk| sk.as_s().ok()) {
-                    Some(sk) if sk.starts_with("vehicle#") => {
-                        vehicle = readable_item::<VehicleItem>(item).map(VehicleItem::into_vehicle)
-                    }
-                    Some(sk) if sk.starts_with("template#") => {
-                        template = readable_item::<TemplateItemRecord>(item).map(|record| record.template)
-                    }
+                    Some(sk) if sk.starts_with("vehicle#") => vehicle = readable_item::<Vehicle>(item),
+                    Some(sk) if sk.starts_with("template#") => template = readable_item::<Template>(item),
                     _ => {}
                 }
             }
@@ -490,9 +512,7 @@ impl InspectionStore {
         if !ids::is_sortable_id(ID_PREFIX, id) {
             return Ok(None);
         }
-        let record: Option<InspectionRecord> =
-            crate::table::get(&self.client, &self.table, tenant, format!("inspection#{id}")).await?;
-        Ok(record.map(|r| r.inspection))
+        crate::table::get(&self.client, &self.table, tenant, format!("inspection#{id}")).await
     }
 
     /// One page, newest `performed_at` first, from the index that serves `filter` (never a scan).
@@ -531,8 +551,9 @@ impl InspectionStore {
         if let Some(high) = high {
             query = query.expression_attribute_values(":high", serde_dynamo::to_attribute_value(high)?);
         }
-        let (records, next) = query_page::<InspectionRecord>(query, index.key, limit, start).await?;
-        Ok((records.into_iter().map(|r| r.inspection).collect(), next))
+        let projection = PROJECTIONS.iter().find(|(name, _)| *name == index.name).map(|(_, p)| p);
+        let query = projection.expect("every index has its projection").apply(query);
+        query_page(query, index.key, limit, start).await
     }
 }
 
@@ -571,6 +592,19 @@ mod tests {
             Err(ApiError::ValidationFailed(errors)) => errors.into_iter().map(|e| (e.field, e.message)).collect(),
             other => panic!("expected 422, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_projected_fields_are_exactly_the_inspections_fields() {
+        let answers = json!([{"item_id": "brakes", "status": "pass"}, {"item_id": "tyres", "status": "pass"}]);
+        let inspection =
+            InspectionInput::parse(body(answers), now()).unwrap().against(&template(), "key_1", now()).unwrap();
+        let json = serde_json::to_value(&inspection).unwrap();
+        let mut fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut listed = FIELDS.to_vec();
+        fields.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(fields, listed);
     }
 
     #[test]

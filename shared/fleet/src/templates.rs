@@ -132,12 +132,13 @@ fn parse_items(items: Vec<Value>, errors: &mut Vec<FieldError>) -> Vec<TemplateI
     parsed
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct TemplateItemRecord {
-    pk: String,
+/// A template item's own attributes: its key, and `version` for the write's
+/// condition (the template is its body, see `fleetgate_api::stored`).
+#[derive(Debug, Serialize)]
+struct TemplateKeys<'a> {
+    pk: &'a str,
     sk: String,
-    #[serde(flatten)]
-    pub(crate) template: Template,
+    version: u64,
 }
 
 pub(crate) fn template_sk(id: &str) -> String {
@@ -165,9 +166,7 @@ impl TemplateStore {
         if slug(&Value::String(id.to_owned())).is_err() {
             return Ok(None);
         }
-        let record: Option<TemplateItemRecord> =
-            crate::table::get(&self.client, &self.table, tenant, template_sk(id)).await?;
-        Ok(record.map(|r| r.template))
+        crate::table::get(&self.client, &self.table, tenant, template_sk(id)).await
     }
 
     /// Creates the template (version 1) or replaces it (version + 1), with `audit` in the same transaction.
@@ -179,8 +178,8 @@ impl TemplateStore {
     ) -> Result<Template, DbError> {
         let current = self.get(tenant, &input.id).await?;
         let template = Template::next_version(input, current.as_ref(), Timestamp::now());
-        let record = TemplateItemRecord { pk: tenant.to_string(), sk: template_sk(&template.id), template };
-        let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(&record)?));
+        let keys = TemplateKeys { pk: tenant.as_str(), sk: template_sk(&template.id), version: template.version };
+        let put = Put::builder().table_name(&self.table).set_item(Some(fleetgate_api::stored::item(&keys, &template)?));
         // Replace exactly the version read, so two admins cannot both make version N+1.
         let put = match &current {
             None => put.condition_expression("attribute_not_exists(sk)"),
@@ -193,7 +192,7 @@ impl TemplateStore {
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         items.extend(also);
         transact_write(&self.client, items).await?;
-        Ok(record.template)
+        Ok(template)
     }
 
     /// One page of a tenant's templates, by id.
@@ -210,8 +209,7 @@ impl TemplateStore {
             .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
             .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
             .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("template#")?);
-        let (records, next) = query_page::<TemplateItemRecord>(query, crate::table::KEY, limit, start).await?;
-        Ok((records.into_iter().map(|r| r.template).collect(), next))
+        query_page(query, crate::table::KEY, limit, start).await
     }
 }
 

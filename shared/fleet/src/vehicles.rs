@@ -282,64 +282,26 @@ impl Vehicle {
     }
 }
 
-/// The stored form: the vehicle plus its keys.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct VehicleItem {
+/// A vehicle item's own attributes: its keys, the status index's keys, and
+/// `version` for the writes' conditions (the vehicle is its body, see
+/// `fleetgate_api::stored`).
+#[derive(Debug, Serialize)]
+struct VehicleKeys {
     pk: String,
     sk: String,
     gsi1pk: String,
     gsi1sk: String,
-    id: String,
-    vin: Vin,
-    name: String,
-    make: String,
-    model: String,
-    year: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    license_plate: Option<String>,
-    status: VehicleStatus,
-    odometer_km: i64,
     version: u64,
-    created_at: Timestamp,
-    updated_at: Timestamp,
 }
 
-impl VehicleItem {
-    fn new(tenant: &TenantId, v: &Vehicle) -> VehicleItem {
-        VehicleItem {
+impl VehicleKeys {
+    fn new(tenant: &TenantId, v: &Vehicle) -> VehicleKeys {
+        VehicleKeys {
             pk: tenant.to_string(),
             sk: vehicle_sk(&v.id),
             gsi1pk: status_partition(tenant, v.status),
             gsi1sk: v.id.clone(),
-            id: v.id.clone(),
-            vin: v.vin.clone(),
-            name: v.name.clone(),
-            make: v.make.clone(),
-            model: v.model.clone(),
-            year: v.year,
-            license_plate: v.license_plate.clone(),
-            status: v.status,
-            odometer_km: v.odometer_km,
             version: v.version,
-            created_at: v.created_at,
-            updated_at: v.updated_at,
-        }
-    }
-
-    pub(crate) fn into_vehicle(self) -> Vehicle {
-        Vehicle {
-            id: self.id,
-            vin: self.vin,
-            name: self.name,
-            make: self.make,
-            model: self.model,
-            year: self.year,
-            license_plate: self.license_plate,
-            status: self.status,
-            odometer_km: self.odometer_km,
-            version: self.version,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
         }
     }
 }
@@ -422,8 +384,7 @@ impl VehicleStore {
         if !ids::is_sortable_id(ID_PREFIX, id) {
             return Ok(None);
         }
-        let item: Option<VehicleItem> = table::get(&self.client, &self.table, tenant, vehicle_sk(id)).await?;
-        Ok(item.map(VehicleItem::into_vehicle))
+        table::get(&self.client, &self.table, tenant, vehicle_sk(id)).await
     }
 
     /// The tenant's vehicle with `vin`: the VIN's uniqueness item names it, then the
@@ -466,8 +427,7 @@ impl VehicleStore {
                 table::KEY,
             ),
         };
-        let (items, next) = query_page::<VehicleItem>(query, key, limit, start).await?;
-        Ok((items.into_iter().map(VehicleItem::into_vehicle).collect(), next))
+        query_page(query, key, limit, start).await
     }
 
     /// Stores a new vehicle and claims its VIN, with `extra` items (audit,
@@ -586,7 +546,7 @@ impl VehicleStore {
     ) -> Result<TransactWriteItem, DbError> {
         let put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(VehicleItem::new(tenant, vehicle))?));
+            .set_item(Some(fleetgate_api::stored::item(&VehicleKeys::new(tenant, vehicle), vehicle)?));
         let put = match expected_version {
             None => put.condition_expression("attribute_not_exists(sk)"),
             Some(version) => put
