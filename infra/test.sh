@@ -35,6 +35,8 @@ cargo test --workspace --no-run
 
 step "unit, property and integration tests (the emulator on :$EMULATOR_PORT)"
 cargo test --workspace --lib --bins
+# Our webhook signatures against the reference Standard Webhooks implementation.
+cargo test --workspace --test standard_webhooks
 cargo test --workspace --test integration -- --skip faults::
 # The fault tests time their answers (503 within 7 s, well inside the 10 s function
 # timeout): run alone, so the rest of the suite does not load the machine meanwhile.

@@ -1,5 +1,5 @@
-//! Integration tests against DynamoDB Local, compiled as one binary so the suite links once.
-//! Run them with `make test` (it starts DynamoDB Local and sets FLEETGATE_TEST_DYNAMODB_URL).
+//! Integration tests against the AWS emulator (moto), compiled as one binary so the suite links once.
+//! Run them with `make test` (it starts the emulator and sets FLEETGATE_TEST_DYNAMODB_URL).
 
 mod authorizer;
 mod cursor_keys;
@@ -17,4 +17,5 @@ mod route_table;
 mod security_doc;
 mod template_policies;
 mod vehicles;
+mod webhook_store;
 mod whoami;

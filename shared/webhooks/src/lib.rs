@@ -1,0 +1,13 @@
+//! Webhooks (SPEC §11), the parts the webhook functions and the admin CLI
+//! share: event types and the scope each needs, the outbox item and the
+//! delivery payload, endpoints (validation and store), Standard Webhooks
+//! signing and verification, the retry schedule, and the rules for where a
+//! delivery may go.
+
+pub mod endpoints;
+pub mod events;
+pub mod outbound;
+pub mod schedule;
+pub mod signing;
+pub mod store;
+pub mod target_url;
