@@ -17,5 +17,6 @@ mod route_table;
 mod security_doc;
 mod template_policies;
 mod vehicles;
+mod webhook_delivery;
 mod webhook_store;
 mod whoami;

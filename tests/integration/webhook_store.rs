@@ -1,13 +1,15 @@
 //! The webhook endpoint store against the emulator: the per-tenant maximum
 //! under concurrency, secrets kept out of lists and bodies, rotation overlap,
-//! optimistic replacement and deletion giving the place back.
+//! optimistic replacement and deletion giving the place back; the attempt log.
 
 use futures::future::join_all;
 use serde_json::json;
 
 use fleetgate_api::Timestamp;
 use fleetgate_scopes::TenantId;
+use fleetgate_webhooks::deliveries::{DeliveryAttempt, DeliveryLog};
 use fleetgate_webhooks::endpoints::{Endpoint, EndpointInput};
+use fleetgate_webhooks::events::EventType;
 use fleetgate_webhooks::signing::Secret;
 use fleetgate_webhooks::store::{EndpointStore, EndpointWriteError, ROTATION_OVERLAP_SECONDS};
 use fleetgate_webhooks::target_url::UrlPolicy;
@@ -107,4 +109,46 @@ async fn a_replacement_applies_only_to_the_version_read_and_keeps_the_secret() {
     assert!(matches!(store.replace(&tenant, &next, created.version, vec![]).await, Err(EndpointWriteError::Stale)));
     let stored = store.get(&tenant, &created.id).await.unwrap().unwrap();
     assert_eq!((stored.endpoint, stored.secret), (next, secret));
+}
+
+#[tokio::test]
+async fn the_attempt_log_lists_an_endpoints_attempts_newest_first_and_keeps_them_30_days() {
+    let (stack, _store, tenant) = setup(20).await;
+    let log = DeliveryLog::new(stack.client.clone(), stack.tables.fleet.clone());
+    let attempt = |endpoint_id: &str, n: u32| DeliveryAttempt {
+        id: DeliveryAttempt::new_id(),
+        endpoint_id: endpoint_id.to_owned(),
+        event_id: "evt_01JF0000000000000000000000".into(),
+        event_type: EventType::InspectionFailed,
+        attempt: n,
+        attempted_at: Timestamp::now(),
+        status: (n == 3).then_some(200),
+        latency_ms: 12,
+        delivered: n == 3,
+        answer: if n == 3 { "ok".into() } else { "timed out after 10 s".into() },
+        next_attempt_at: None,
+    };
+    let (a, b) = ("whk_01JF000000000000000000000A", "whk_01JF000000000000000000000B");
+    let mut written = Vec::new();
+    for n in 1..=3 {
+        let one = attempt(a, n);
+        log.record(&tenant, &one).await.unwrap();
+        written.push(one);
+        // Ids sort by their millisecond: keep the attempts apart.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    log.record(&tenant, &attempt(b, 1)).await.unwrap();
+
+    let (first, next) = log.list(&tenant, a, 2, None).await.unwrap();
+    let (second, end) = log.list(&tenant, a, 2, next.as_ref()).await.unwrap();
+    let attempts: Vec<u32> = first.iter().chain(&second).map(|d| d.attempt).collect();
+    assert_eq!((attempts, end), (vec![3, 2, 1], None));
+    assert_eq!(first[0], written[2]);
+    let other = TenantId::parse(&format!("{}-other", stack.tenant)).unwrap();
+    assert!(log.list(&other, a, 10, None).await.unwrap().0.is_empty());
+
+    let raw = stack.fleet_items().await;
+    let item = raw.iter().find(|i| i["sk"] == format!("delivery#{a}#{}", written[0].id)).unwrap();
+    let kept = item["expires_at_epoch"].as_i64().unwrap() - written[0].attempted_at.unix_seconds();
+    assert_eq!(kept, 30 * 86_400);
 }

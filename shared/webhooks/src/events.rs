@@ -96,12 +96,20 @@ pub struct Event {
     /// `evt_…`, sortable; the `webhook-id` of every delivery of it.
     pub id: String,
     pub payload: Payload,
+    /// For `webhook.test`: the one endpoint it goes to (subscribed or not).
+    pub endpoint_id: Option<String>,
 }
 
 impl Event {
     pub fn new(event_type: EventType, data: &impl Serialize, now: Timestamp) -> Result<Event, serde_json::Error> {
         let payload = Payload { event_type, timestamp: now, data: serde_json::to_value(data)? };
-        Ok(Event { id: fleetgate_api::ids::new_sortable_id(EVENT_ID_PREFIX), payload })
+        Ok(Event { id: fleetgate_api::ids::new_sortable_id(EVENT_ID_PREFIX), payload, endpoint_id: None })
+    }
+
+    /// A `webhook.test` event for one endpoint, carrying the endpoint as the API shows it.
+    pub fn test(endpoint: &crate::endpoints::Endpoint, now: Timestamp) -> Result<Event, serde_json::Error> {
+        let event = Event::new(EventType::WebhookTest, endpoint, now)?;
+        Ok(Event { endpoint_id: Some(endpoint.id.clone()), ..event })
     }
 
     /// The outbox item: put in the same transaction as the change it reports, so
@@ -110,13 +118,16 @@ impl Event {
     pub fn outbox_item(&self, table: &str, tenant: &TenantId) -> Result<TransactWriteItem, DbError> {
         let body = serde_json::to_string(&self.payload).map_err(|e| DbError::Failed(Box::new(e)))?;
         let expires = self.payload.timestamp.unix_seconds() + EVENT_ITEM_DAYS * 86_400;
-        let item = HashMap::from([
+        let mut item = HashMap::from([
             ("pk".to_owned(), AttributeValue::S(tenant.to_string())),
             ("sk".to_owned(), AttributeValue::S(format!("{OUTBOX_PREFIX}{}", self.id))),
             ("type".to_owned(), AttributeValue::S(self.payload.event_type.as_str().to_owned())),
             (fleetgate_api::stored::BODY.to_owned(), AttributeValue::S(body)),
             ("expires_at_epoch".to_owned(), AttributeValue::N(expires.to_string())),
         ]);
+        if let Some(endpoint_id) = &self.endpoint_id {
+            item.insert("endpoint_id".to_owned(), AttributeValue::S(endpoint_id.clone()));
+        }
         let put = Put::builder()
             .table_name(table)
             .set_item(Some(item))
@@ -132,7 +143,7 @@ impl Event {
         let id = text("sk")?.strip_prefix(OUTBOX_PREFIX)?.to_owned();
         let tenant = TenantId::parse(text("pk")?).ok()?;
         let payload = serde_json::from_str(text(fleetgate_api::stored::BODY)?).ok()?;
-        Some((tenant, Event { id, payload }))
+        Some((tenant, Event { id, payload, endpoint_id: text("endpoint_id").cloned() }))
     }
 }
 

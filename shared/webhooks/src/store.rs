@@ -23,7 +23,9 @@ use fleetgate_api::list::{Position, query_page};
 use fleetgate_api::stored::{self, Projection};
 use fleetgate_scopes::TenantId;
 
-use crate::endpoints::Endpoint;
+use fleetgate_api::Timestamp;
+
+use crate::endpoints::{DisabledReason, Endpoint, EndpointStatus};
 use crate::signing::Secret;
 
 /// Endpoints a tenant may have unless `WEBHOOK_ENDPOINTS_PER_TENANT` says otherwise.
@@ -310,6 +312,71 @@ impl EndpointStore {
             Err(err) if err.condition_failed_at(0) => Err(EndpointWriteError::NotFound),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+impl EndpointStore {
+    /// Notes a failed delivery: `failing_since` is set by the first failure of a
+    /// run and kept by the ones after; returns it (`None`: the endpoint is gone).
+    pub async fn note_failure(&self, tenant: &TenantId, id: &str, now: i64) -> Result<Option<i64>, DbError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant, endpoint_sk(id))))
+            .update_expression(format!("SET {FAILING_SINCE} = if_not_exists({FAILING_SINCE}, :now)"))
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            // ALL_NEW, not UPDATED_NEW: an attribute that if_not_exists kept unchanged
+            // is not returned as "updated" by every implementation (the emulator's).
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result.map_err(DbError::from) {
+            Ok(output) => Ok(output
+                .attributes
+                .and_then(|a| a.get(FAILING_SINCE).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()))),
+            Err(DbError::ConditionFailed) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Ends a run of failures after a success (called only when one was noted,
+    /// so a healthy endpoint costs no write).
+    pub async fn note_success(&self, tenant: &TenantId, id: &str) -> Result<(), DbError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant, endpoint_sk(id))))
+            .update_expression(format!("REMOVE {FAILING_SINCE}"))
+            .condition_expression("attribute_exists(sk)")
+            .send()
+            .await;
+        match result.map_err(DbError::from) {
+            Ok(_) | Err(DbError::ConditionFailed) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Disables the endpoint for `reason` (a 410, or five days of failures). If
+    /// its owner changed it meanwhile, the owner's version stands (`Stale`).
+    pub async fn disable(
+        &self,
+        tenant: &TenantId,
+        endpoint: &Endpoint,
+        reason: DisabledReason,
+        now: Timestamp,
+    ) -> Result<Endpoint, EndpointWriteError> {
+        let next = Endpoint {
+            status: EndpointStatus::Disabled,
+            disabled_reason: Some(reason),
+            version: endpoint.version + 1,
+            updated_at: now,
+            ..endpoint.clone()
+        };
+        self.replace(tenant, &next, endpoint.version, vec![]).await?;
+        Ok(next)
     }
 }
 

@@ -1,0 +1,314 @@
+//! Webhook dispatch and delivery against the emulator (DynamoDB and SQS) and a
+//! receiver on 127.0.0.1: which endpoints get an event, signatures checked by
+//! the reference Standard Webhooks crate, retries with a stable `webhook-id`,
+//! 410 and five days of failures disabling the endpoint, rotation overlap.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use fleetgate_api::Timestamp;
+use fleetgate_scopes::TenantId;
+use fleetgate_webhooks::deliver::{Deliverer, Outcome};
+use fleetgate_webhooks::deliveries::DeliveryLog;
+use fleetgate_webhooks::dispatch::Dispatcher;
+use fleetgate_webhooks::endpoints::{DisabledReason, Endpoint, EndpointInput, EndpointStatus};
+use fleetgate_webhooks::events::{Event, EventType};
+use fleetgate_webhooks::queue::DeliveryMessage;
+use fleetgate_webhooks::schedule::RetrySchedule;
+use fleetgate_webhooks::sender::Sender;
+use fleetgate_webhooks::signing::Secret;
+use fleetgate_webhooks::store::{EndpointStore, ROTATION_OVERLAP_SECONDS};
+use fleetgate_webhooks::target_url::UrlPolicy;
+
+use crate::helpers::{TestStack, endpoint as emulator};
+
+const LOCAL: UrlPolicy = UrlPolicy { allow_loopback: true };
+
+/// A request as the receiver got it.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A receiver on 127.0.0.1 answering the statuses of `script` in turn (the last
+/// one from then on), keeping every request.
+async fn receiver(script: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let log = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut raw = Vec::new();
+            let mut buffer = [0u8; 8192];
+            let (head, body) = loop {
+                let n = socket.read(&mut buffer).await.unwrap_or(0);
+                raw.extend_from_slice(&buffer[..n]);
+                if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length || n == 0 {
+                        break (head, raw[end + 4..].to_vec());
+                    }
+                }
+                if n == 0 {
+                    break (String::new(), Vec::new());
+                }
+            };
+            let mut headers = http::HeaderMap::new();
+            for line in head.lines().skip(1) {
+                if let Some((name, value)) = line.split_once(':') {
+                    headers.append(
+                        http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                        http::HeaderValue::from_str(value.trim()).unwrap(),
+                    );
+                }
+            }
+            let status = {
+                let mut log = log.lock().unwrap();
+                log.push(Received { headers, body });
+                *script.get(log.len() - 1).or(script.last()).unwrap()
+            };
+            let answer = format!("HTTP/1.1 {status} Scripted\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = socket.write_all(answer.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (url, received)
+}
+
+struct Fixture {
+    stack: TestStack,
+    tenant: TenantId,
+    store: EndpointStore,
+    log: DeliveryLog,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let stack = TestStack::new().await;
+        let tenant = TenantId::parse(&stack.tenant).unwrap();
+        let store = EndpointStore::new(stack.client.clone(), stack.tables.fleet.clone(), 20);
+        let log = DeliveryLog::new(stack.client.clone(), stack.tables.fleet.clone());
+        Fixture { stack, tenant, store, log }
+    }
+
+    async fn endpoint(&self, url: &str, events: &[&str], secret: &Secret) -> Endpoint {
+        let input = EndpointInput::parse(json!({"url": url, "events": events}), LOCAL).unwrap();
+        let endpoint = Endpoint::create(input, Timestamp::now());
+        self.store.create(&self.tenant, &endpoint, secret, vec![]).await.unwrap();
+        endpoint
+    }
+
+    fn deliverer(&self, schedule: &str) -> Deliverer {
+        Deliverer {
+            endpoints: self.store.clone(),
+            log: self.log.clone(),
+            sender: Sender::with_lookup(LOCAL, Arc::new(|_| Box::pin(async { Ok(vec![]) })), Duration::from_secs(2)),
+            schedule: RetrySchedule::parse(schedule).unwrap(),
+        }
+    }
+}
+
+fn message(tenant: &TenantId, endpoint: &Endpoint, event: &Event) -> DeliveryMessage {
+    DeliveryMessage {
+        tenant_id: tenant.to_string(),
+        endpoint_id: endpoint.id.clone(),
+        event_id: event.id.clone(),
+        event_type: event.payload.event_type,
+        body: serde_json::to_string(&event.payload).unwrap(),
+    }
+}
+
+fn failed_inspection() -> Event {
+    let data = json!({"id": "insp_01JF", "outcome": "fail", "defects": [{"item_id": "brakes", "label": "Brakes", "note": "soft"}]});
+    Event::new(EventType::InspectionFailed, &data, Timestamp::now()).unwrap()
+}
+
+/// Checks a delivery with the reference implementation, as a receiver would.
+fn verifies(secret: &Secret, request: &Received) -> bool {
+    standardwebhooks::Webhook::new(&secret.reveal()).unwrap().verify(&request.body, &request.headers).is_ok()
+}
+
+#[tokio::test]
+async fn a_flaky_receiver_gets_the_event_once_acknowledged_with_one_webhook_id_and_valid_signatures() {
+    let fixture = Fixture::new().await;
+    let (url, received) = receiver(vec![500, 503, 200]).await;
+    let secret = Secret::generate();
+    let endpoint = fixture.endpoint(&url, &["inspection.failed"], &secret).await;
+    let event = failed_inspection();
+    let deliverer = fixture.deliverer("1s,2s,3s");
+    let message = message(&fixture.tenant, &endpoint, &event);
+    let mut outcomes = Vec::new();
+    for attempt in 1..=3 {
+        outcomes.push(deliverer.deliver(&message, attempt, Timestamp::now()).await.unwrap());
+    }
+    assert_eq!(
+        outcomes,
+        [Outcome::RetryIn(Duration::from_secs(1)), Outcome::RetryIn(Duration::from_secs(2)), Outcome::Done]
+    );
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 3);
+    for request in &received {
+        assert_eq!(request.headers["webhook-id"], event.id.as_str());
+        assert!(verifies(&secret, request), "the reference crate verifies our signature");
+        assert!(!verifies(&Secret::generate(), request));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&request.body).unwrap()["data"]["defects"][0]["item_id"],
+            "brakes"
+        );
+    }
+    let (attempts, _) = fixture.log.list(&fixture.tenant, &endpoint.id, 10, None).await.unwrap();
+    let summary: Vec<(u32, Option<u16>, bool, bool)> =
+        attempts.iter().map(|a| (a.attempt, a.status, a.delivered, a.next_attempt_at.is_some())).collect();
+    assert_eq!(summary, [(3, Some(200), true, false), (2, Some(503), false, true), (1, Some(500), false, true)]);
+    // The success ended the run of failures.
+    let stored = fixture.store.get(&fixture.tenant, &endpoint.id).await.unwrap().unwrap();
+    assert_eq!((stored.failing_since, stored.endpoint.status), (None, EndpointStatus::Enabled));
+}
+
+#[tokio::test]
+async fn a_dead_receiver_is_given_up_after_the_schedule_and_410_disables_at_once() {
+    let fixture = Fixture::new().await;
+    let (dead, _) = receiver(vec![500]).await;
+    let endpoint = fixture.endpoint(&dead, &["inspection.failed"], &Secret::generate()).await;
+    let deliverer = fixture.deliverer("1s,1s");
+    let message = message(&fixture.tenant, &endpoint, &failed_inspection());
+    let mut outcomes = Vec::new();
+    for attempt in 1..=3 {
+        outcomes.push(deliverer.deliver(&message, attempt, Timestamp::now()).await.unwrap());
+    }
+    assert_eq!(outcomes.last(), Some(&Outcome::GiveUp), "{outcomes:?}");
+    // Still enabled: three failures within minutes are not five days.
+    let stored = fixture.store.get(&fixture.tenant, &endpoint.id).await.unwrap().unwrap();
+    assert_eq!(stored.endpoint.status, EndpointStatus::Enabled);
+    assert!(stored.failing_since.is_some());
+
+    let (gone, received) = receiver(vec![410]).await;
+    let endpoint = fixture.endpoint(&gone, &["inspection.failed"], &Secret::generate()).await;
+    let message = self::message(&fixture.tenant, &endpoint, &failed_inspection());
+    assert_eq!(deliverer.deliver(&message, 1, Timestamp::now()).await.unwrap(), Outcome::Done);
+    let stored = fixture.store.get(&fixture.tenant, &endpoint.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.endpoint.status, stored.endpoint.disabled_reason),
+        (EndpointStatus::Disabled, Some(DisabledReason::Gone))
+    );
+    // A disabled endpoint is not sent to again.
+    assert_eq!(deliverer.deliver(&message, 2, Timestamp::now()).await.unwrap(), Outcome::Done);
+    assert_eq!(received.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn five_days_of_failures_disable_the_endpoint() {
+    let fixture = Fixture::new().await;
+    let (dead, _) = receiver(vec![502]).await;
+    let endpoint = fixture.endpoint(&dead, &["vehicle.created"], &Secret::generate()).await;
+    let now = Timestamp::now();
+    // Given: its first failure five days ago.
+    let five_days = 5 * 24 * 3600;
+    fixture.store.note_failure(&fixture.tenant, &endpoint.id, now.unix_seconds() - five_days + 60).await.unwrap();
+    let message = message(
+        &fixture.tenant,
+        &endpoint,
+        &Event::new(EventType::VehicleCreated, &json!({"id": "veh_1"}), now).unwrap(),
+    );
+    let deliverer = fixture.deliverer("5s,5m");
+    assert_eq!(
+        deliverer.deliver(&message, 1, now).await.unwrap(),
+        Outcome::RetryIn(Duration::from_secs(5)),
+        "a minute short"
+    );
+    let later = now.plus(time::Duration::minutes(2));
+    assert_eq!(deliverer.deliver(&message, 2, later).await.unwrap(), Outcome::GiveUp);
+    let stored = fixture.store.get(&fixture.tenant, &endpoint.id).await.unwrap().unwrap();
+    assert_eq!(stored.endpoint.disabled_reason, Some(DisabledReason::Failing));
+}
+
+#[tokio::test]
+async fn after_a_rotation_each_delivery_carries_both_signatures_for_24_hours() {
+    let fixture = Fixture::new().await;
+    let (url, received) = receiver(vec![200]).await;
+    let (old, new) = (Secret::generate(), Secret::generate());
+    let endpoint = fixture.endpoint(&url, &["vehicle.updated"], &old).await;
+    let now = Timestamp::now();
+    fixture
+        .store
+        .rotate_secret(&fixture.tenant, &endpoint.id, &new, now.unix_seconds() + ROTATION_OVERLAP_SECONDS, vec![])
+        .await
+        .unwrap();
+    let event = Event::new(EventType::VehicleUpdated, &json!({"id": "veh_2"}), now).unwrap();
+    let deliverer = fixture.deliverer("1s");
+    deliverer.deliver(&message(&fixture.tenant, &endpoint, &event), 1, now).await.unwrap();
+    let request = received.lock().unwrap()[0].clone();
+    assert_eq!(request.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2);
+    assert!(verifies(&old, &request) && verifies(&new, &request));
+}
+
+#[tokio::test]
+async fn an_event_is_queued_once_per_enabled_subscribed_endpoint_of_its_own_tenant_only() {
+    let fixture = Fixture::new().await;
+    let other = TestStack { tenant: format!("{}-b", fixture.stack.tenant), ..TestStack::new().await };
+    let other_tenant = TenantId::parse(&other.tenant).unwrap();
+    let url = "http://127.0.0.1:9/hooks";
+    let subscribed = fixture.endpoint(url, &["vehicle.created"], &Secret::generate()).await;
+    let disabled = fixture.endpoint(url, &["vehicle.created"], &Secret::generate()).await;
+    fixture.store.disable(&fixture.tenant, &disabled, DisabledReason::Requested, Timestamp::now()).await.unwrap();
+    let elsewhere = fixture.endpoint(url, &["inspection.failed"], &Secret::generate()).await;
+    let other_store = EndpointStore::new(other.client.clone(), other.tables.fleet.clone(), 20);
+    let input = EndpointInput::parse(json!({"url": url, "events": ["vehicle.created"]}), LOCAL).unwrap();
+    other_store
+        .create(&other_tenant, &Endpoint::create(input, Timestamp::now()), &Secret::generate(), vec![])
+        .await
+        .unwrap();
+
+    let sqs = fleetgate_webhooks::queue::local_client(&emulator());
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("deliveries-{}", fixture.stack.tenant))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dispatcher = Dispatcher { endpoints: fixture.store.clone(), sqs: sqs.clone(), queue_url: queue_url.clone() };
+    let created = Event::new(EventType::VehicleCreated, &json!({"id": "veh_3"}), Timestamp::now()).unwrap();
+    let test = Event::test(&elsewhere, Timestamp::now()).unwrap();
+    let queued = dispatcher
+        .dispatch(&[(fixture.tenant.clone(), created.clone()), (fixture.tenant.clone(), test.clone())])
+        .await
+        .unwrap();
+    assert_eq!(queued, 2);
+
+    let mut messages = Vec::new();
+    while messages.len() < 3 {
+        let batch = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let Some(batch) = batch.messages.filter(|m| !m.is_empty()) else { break };
+        messages.extend(batch.into_iter().map(|m| serde_json::from_str::<DeliveryMessage>(m.body().unwrap()).unwrap()));
+    }
+    let mut got: Vec<(String, String)> = messages.iter().map(|m| (m.endpoint_id.clone(), m.event_id.clone())).collect();
+    got.sort();
+    let mut expected = vec![(subscribed.id.clone(), created.id.clone()), (elsewhere.id.clone(), test.id.clone())];
+    expected.sort();
+    assert_eq!(
+        got, expected,
+        "the disabled endpoint and the other tenant's got nothing; the test event went only to its endpoint"
+    );
+    assert!(messages.iter().all(|m| m.tenant_id == fixture.stack.tenant));
+}
