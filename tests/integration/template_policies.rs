@@ -151,7 +151,32 @@ fn expected() -> BTreeMap<&'static str, Grants> {
             with_audit(grants(&[(&["BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])])),
         ),
         ("get-inspection", counted(grants(&[(&["GetItem"], &[FLEET])]))),
+        ("webhook-dispatcher", {
+            let mut dispatcher = grants(&[
+                (&["DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"], &["FleetTable.StreamArn"]),
+                (&["Query"], &[FLEET]),
+            ]);
+            dispatcher.extend(sqs(&["SendMessage"], &["WebhookDeliveryQueue.Arn", "WebhookDispatchFailureQueue.Arn"]));
+            dispatcher
+        }),
+        ("webhook-deliverer", {
+            let mut deliverer = grants(&[(&["GetItem", "UpdateItem", "PutItem"], &[FLEET])]);
+            deliverer.extend(sqs(
+                &["ReceiveMessage", "DeleteMessage", "GetQueueAttributes", "ChangeMessageVisibility"],
+                &["WebhookDeliveryQueue.Arn"],
+            ));
+            deliverer.extend(sqs(&["SendMessage"], &["WebhookDeadLetterQueue.Arn"]));
+            deliverer
+        }),
     ])
+}
+
+/// SQS `actions` on each of `queues`, unconditionally.
+fn sqs(actions: &[&str], queues: &[&str]) -> Grants {
+    actions
+        .iter()
+        .flat_map(|a| queues.iter().map(move |q| (format!("sqs:{a}"), (*q).to_owned(), String::new())))
+        .collect()
 }
 
 /// `!GetAtt KeysTable.Arn` → `KeysTable.Arn`; `!Sub "…"` → its text; anything else
@@ -396,7 +421,8 @@ fn limits_settings_are_the_templates_locally_and_every_counting_function_knows_i
         assert_eq!(local.get(variable), Some(&default), "the local stack's {variable} is the template's {parameter}");
     }
     // A function granted the usage table has its name (it refuses to start without),
-    // and every endpoint function counts.
+    // and every endpoint function counts (not the admin's, nor the webhook pipeline's:
+    // no key calls them).
     let grants = actual();
     for (_, resource) in template.resources() {
         let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
@@ -405,7 +431,8 @@ fn limits_settings_are_the_templates_locally_and_every_counting_function_knows_i
             grants[binary].iter().any(|(action, resource, _)| action == "dynamodb:UpdateItem" && resource == USAGE);
         let variables = &resource["Properties"]["Environment"]["Variables"];
         assert_eq!(uses, variables.get("USAGE_TABLE").is_some(), "{binary}");
-        assert_eq!(counts, !["authorizer", "provisioner"].contains(&binary), "{binary}");
+        let endpoint = !["authorizer", "provisioner", "webhook-dispatcher", "webhook-deliverer"].contains(&binary);
+        assert_eq!(counts, endpoint, "{binary}");
     }
 }
 
@@ -435,7 +462,7 @@ fn every_function_logs_json_into_a_log_group_of_its_own_that_expires() {
 }
 
 /// Metrics AWS publishes that alarms and the dashboard may name: (namespace, metric, dimension keys).
-const AWS_METRICS: [(&str, &str, &[&str]); 8] = [
+const AWS_METRICS: [(&str, &str, &[&str]); 9] = [
     ("AWS/ApiGateway", "5XXError", &["ApiName", "Stage"]),
     ("AWS/ApiGateway", "4XXError", &["ApiName", "Stage"]),
     ("AWS/ApiGateway", "Latency", &["ApiName", "Stage"]),
@@ -444,6 +471,7 @@ const AWS_METRICS: [(&str, &str, &[&str]); 8] = [
     ("AWS/DynamoDB", "ReadThrottleEvents", &["TableName"]),
     ("AWS/DynamoDB", "WriteThrottleEvents", &["TableName"]),
     ("AWS/DynamoDB", "SystemErrors", &["TableName", "Operation"]),
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible", &["QueueName"]),
 ];
 
 /// (namespace, metric, sorted dimension keys, the dimensions as JSON) of each metric an alarm reads.

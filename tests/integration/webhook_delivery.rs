@@ -312,3 +312,136 @@ async fn an_event_is_queued_once_per_enabled_subscribed_endpoint_of_its_own_tena
     );
     assert!(messages.iter().all(|m| m.tenant_id == fixture.stack.tenant));
 }
+
+/// A queue of the emulator's, new for the test.
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()
+}
+
+/// Receives one message as Lambda's SQS event source would hand it over.
+async fn lambda_sqs_event(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> serde_json::Value {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let message = received.messages.unwrap().remove(0);
+    let attributes: serde_json::Map<String, serde_json::Value> = message
+        .attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name.as_str().to_owned(), json!(value)))
+        .collect();
+    json!({"Records": [{
+        "messageId": message.message_id, "receiptHandle": message.receipt_handle, "body": message.body,
+        "attributes": attributes, "messageAttributes": {}, "md5OfBody": message.md5_of_body,
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:deliveries", "awsRegion": "us-east-1"
+    }]})
+}
+
+#[tokio::test]
+async fn the_deliverer_function_hides_a_failed_message_for_its_wait_and_moves_a_given_up_one_to_the_dead_letter_queue()
+{
+    let fixture = Fixture::new().await;
+    let (dead, received) = receiver(vec![500]).await;
+    let endpoint = fixture.endpoint(&dead, &["inspection.failed"], &Secret::generate()).await;
+    let sqs = fleetgate_webhooks::queue::local_client(&emulator());
+    let queue_url = queue(&sqs, &format!("deliveries-{}", fixture.stack.tenant)).await;
+    let dead_letters = queue(&sqs, &format!("dead-{}", fixture.stack.tenant)).await;
+    let state = webhook_deliverer::State {
+        deliverer: Deliverer { schedule: RetrySchedule::parse("1s").unwrap(), ..fixture.deliverer("1s") },
+        sqs: sqs.clone(),
+        queue_url: queue_url.clone(),
+        dead_letter_queue_url: dead_letters.clone(),
+    };
+    let event = failed_inspection();
+    let body = serde_json::to_string(&message(&fixture.tenant, &endpoint, &event)).unwrap();
+    sqs.send_message().queue_url(&queue_url).message_body(&body).send().await.unwrap();
+    let invoke = |payload: serde_json::Value| {
+        let event = serde_json::from_value(payload).unwrap();
+        webhook_deliverer::handler(&state, lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()))
+    };
+
+    // Attempt 1 fails: reported for a retry, hidden for the schedule's 1 s.
+    let first = lambda_sqs_event(&sqs, &queue_url).await;
+    let message_id = first["Records"][0]["messageId"].as_str().unwrap().to_owned();
+    let answer = serde_json::to_value(invoke(first).await.unwrap()).unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": message_id}]}));
+    let hidden = sqs.receive_message().queue_url(&queue_url).send().await.unwrap();
+    assert!(hidden.messages.unwrap_or_default().is_empty(), "hidden for its wait");
+
+    // Attempt 2 (its second receive) fails too, the last of a one-step schedule: moved to the dead-letter queue.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = lambda_sqs_event(&sqs, &queue_url).await;
+    assert_eq!(second["Records"][0]["attributes"]["ApproximateReceiveCount"], "2");
+    let answer = serde_json::to_value(invoke(second).await.unwrap()).unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}), "done with: deleted from the delivery queue");
+    let dead = sqs.receive_message().queue_url(&dead_letters).wait_time_seconds(1).send().await.unwrap();
+    assert_eq!(dead.messages.unwrap()[0].body(), Some(body.as_str()));
+    assert_eq!(received.lock().unwrap().len(), 2);
+    let (attempts, _) = fixture.log.list(&fixture.tenant, &endpoint.id, 10, None).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [2, 1]);
+}
+
+#[tokio::test]
+async fn the_dispatcher_function_takes_outbox_inserts_from_a_stream_batch_and_reports_where_queueing_failed() {
+    let fixture = Fixture::new().await;
+    fixture.endpoint("http://127.0.0.1:9/hooks", &["vehicle.created"], &Secret::generate()).await;
+    let sqs = fleetgate_webhooks::queue::local_client(&emulator());
+    let queue_url = queue(&sqs, &format!("dispatch-{}", fixture.stack.tenant)).await;
+    // A real outbox item, as the write's transaction stores it, in a stream record's shape.
+    let event = Event::new(EventType::VehicleCreated, &json!({"id": "veh_9"}), Timestamp::now()).unwrap();
+    let put = event.outbox_item(&fixture.stack.tables.fleet, &fixture.tenant).unwrap().put.unwrap();
+    let image: serde_json::Value = serde_json::to_value(serde_dynamo::Item::from(put.item().clone())).unwrap();
+    let record = |name: &str, sequence: &str, image: &serde_json::Value| {
+        json!({
+            "eventID": sequence, "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image, "SequenceNumber": sequence,
+                         "SizeBytes": 100, "StreamViewType": "NEW_IMAGE", "ApproximateCreationDateTime": 1.7e9},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/fleet/stream/2026"
+        })
+    };
+    let vehicle_image = json!({"pk": {"S": fixture.stack.tenant}, "sk": {"S": "vehicle#veh_9"}, "body": {"S": "{}"}});
+    let batch = json!({"Records": [
+        record("INSERT", "100", &vehicle_image),
+        record("MODIFY", "101", &image),
+        record("INSERT", "102", &image),
+    ]});
+    let invoke = |state: webhook_dispatcher::State| {
+        let batch = serde_json::from_value(batch.clone()).unwrap();
+        async move {
+            let answer = webhook_dispatcher::handler(
+                &state,
+                lambda_runtime::LambdaEvent::new(batch, lambda_runtime::Context::default()),
+            )
+            .await;
+            serde_json::to_value(answer.unwrap()).unwrap()
+        }
+    };
+    let dispatcher = |queue_url: &str| webhook_dispatcher::State {
+        dispatcher: Dispatcher { endpoints: fixture.store.clone(), sqs: sqs.clone(), queue_url: queue_url.to_owned() },
+    };
+    assert_eq!(invoke(dispatcher(&queue_url)).await, json!({"batchItemFailures": []}));
+    let queued = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let queued: Vec<DeliveryMessage> =
+        queued.messages.unwrap().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
+    assert_eq!(
+        queued.iter().map(|m| m.event_id.as_str()).collect::<Vec<_>>(),
+        [event.id.as_str()],
+        "only the outbox insert"
+    );
+
+    // A queue that does not exist: the outbox record is reported, so Lambda retries from it.
+    let missing = format!("{}/000000000000/no-such-queue", emulator());
+    assert_eq!(invoke(dispatcher(&missing)).await, json!({"batchItemFailures": [{"itemIdentifier": "102"}]}));
+}

@@ -58,21 +58,29 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Enqueues the deliveries of `events`, reading each tenant's endpoints once.
-    /// An error means some were not enqueued: the caller has the batch retried
-    /// (a message enqueued twice is delivered twice with the same `webhook-id`,
-    /// which receivers use to drop duplicates: delivery is at least once).
-    pub async fn dispatch(&self, events: &[(TenantId, Event)]) -> Result<usize, DispatchError> {
+    /// Enqueues the deliveries of `events`, in order, reading each tenant's
+    /// endpoints once. On failure, the index of the first event not wholly
+    /// enqueued: the caller has Lambda retry from there (a message enqueued
+    /// twice is delivered twice with the same `webhook-id`, by which receivers
+    /// drop duplicates: delivery is at least once).
+    pub async fn dispatch(&self, events: &[(TenantId, Event)]) -> Result<usize, (usize, DispatchError)> {
         let mut endpoints: HashMap<&TenantId, Vec<StoredEndpoint>> = HashMap::new();
-        let mut queued = Vec::new();
-        for (tenant, event) in events {
+        let mut queued = 0;
+        for (index, (tenant, event)) in events.iter().enumerate() {
             if !endpoints.contains_key(tenant) {
-                endpoints.insert(tenant, self.endpoints.all(tenant).await?);
+                let of_tenant = self.endpoints.all(tenant).await.map_err(|e| (index, e.into()))?;
+                endpoints.insert(tenant, of_tenant);
             }
-            let of_tenant = &endpoints[tenant];
-            queued.extend(messages(tenant, event, of_tenant).map_err(|e| DbError::Failed(Box::new(e)))?);
+            let messages = messages(tenant, event, &endpoints[tenant])
+                .map_err(|e| (index, DbError::Failed(Box::new(e)).into()))?;
+            self.enqueue(&messages).await.map_err(|e| (index, e))?;
+            queued += messages.len();
         }
-        for chunk in queued.chunks(10) {
+        Ok(queued)
+    }
+
+    async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), DispatchError> {
+        for chunk in messages.chunks(10) {
             let entries = chunk
                 .iter()
                 .enumerate()
@@ -98,6 +106,6 @@ impl Dispatcher {
                 return Err(DispatchError::Queue(output.failed().len(), codes.join(", ")));
             }
         }
-        Ok(queued.len())
+        Ok(())
     }
 }

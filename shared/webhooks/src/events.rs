@@ -137,14 +137,24 @@ impl Event {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// The event an outbox item holds (as a stream record's new image gives it).
-    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Option<(TenantId, Event)> {
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok());
-        let id = text("sk")?.strip_prefix(OUTBOX_PREFIX)?.to_owned();
-        let tenant = TenantId::parse(text("pk")?).ok()?;
-        let payload = serde_json::from_str(text(fleetgate_api::stored::BODY)?).ok()?;
-        Some((tenant, Event { id, payload, endpoint_id: text("endpoint_id").cloned() }))
+    /// The event an outbox item holds: an item read through the SDK, or a stream
+    /// record's new image as Lambda hands it to the dispatcher.
+    pub fn from_item(item: impl Into<serde_dynamo::Item>) -> Option<(TenantId, Event)> {
+        let record: OutboxRecord = serde_dynamo::from_item(item).ok()?;
+        let id = record.sk.strip_prefix(OUTBOX_PREFIX)?.to_owned();
+        let tenant = TenantId::parse(&record.pk).ok()?;
+        let payload = serde_json::from_str(&record.body).ok()?;
+        Some((tenant, Event { id, payload, endpoint_id: record.endpoint_id }))
     }
+}
+
+/// An outbox item's attributes.
+#[derive(Deserialize)]
+struct OutboxRecord {
+    pk: String,
+    sk: String,
+    body: String,
+    endpoint_id: Option<String>,
 }
 
 /// The sort-key prefix of outbox items (what the dispatcher's stream filter selects).
@@ -191,6 +201,6 @@ mod tests {
             body,
             serde_json::json!({"type": "vehicle.created", "timestamp": "2026-12-07T10:00:00Z", "data": {"id": "veh_1"}})
         );
-        assert_eq!(Event::from_item(&item), Some((tenant, event)));
+        assert_eq!(Event::from_item(item), Some((tenant, event)));
     }
 }
