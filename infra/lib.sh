@@ -91,6 +91,8 @@ stop_started() {
 # dummy credentials, no instance-metadata probing.
 export_local_aws_env() {
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$1" AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$1"
+  # The webhook pipeline's queues and the fleet table's stream, on the same emulator.
+  export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$1" AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$1"
   export AWS_ENDPOINT_URL_API_GATEWAY="http://127.0.0.1:$2"
   export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true
 }

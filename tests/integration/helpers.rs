@@ -45,6 +45,15 @@ pub fn endpoint() -> String {
 }
 
 impl TestStack {
+    /// Puts an item of the tenant under `sk` with a body, as a record's write would
+    /// (not an outbox item: what the stream's filter must leave out).
+    pub async fn store_like_a_vehicle(&self, sk: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let item = [("pk", self.tenant.as_str()), ("sk", sk), ("body", "{}")]
+            .map(|(name, value)| (name.to_owned(), AttributeValue::S(value.to_owned())));
+        self.client.put_item().table_name(&self.tables.fleet).set_item(Some(item.into())).send().await.unwrap();
+    }
+
     /// Rewrites one of the tenant's records as versions before the `body` layout
     /// stored it (each field an attribute; see `fleetgate_api::stored`), with
     /// `edit` applied to its fields first.

@@ -18,5 +18,6 @@ mod security_doc;
 mod template_policies;
 mod vehicles;
 mod webhook_delivery;
+mod webhook_poller;
 mod webhook_store;
 mod whoami;

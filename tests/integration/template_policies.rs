@@ -601,3 +601,12 @@ fn the_dashboard_shows_only_real_metrics_and_every_metric_the_code_emits_is_watc
         assert!(charted || alarmed.iter().any(|a| a == metric), "{metric} is emitted but neither charted nor alarmed");
     }
 }
+
+#[test]
+fn the_local_only_webhook_loopback_switch_is_never_in_the_template() {
+    let switch = fleetgate_webhooks::target_url::ALLOW_LOOPBACK_VAR;
+    let text = std::fs::read_to_string(fleetgate_local::workspace_root().join("infra/template.yaml")).unwrap();
+    assert!(!text.contains(switch), "a deployed stack must deliver to public https addresses only");
+    // The local stack does set it (the switch is live code, not a dead name).
+    assert_eq!(fleetgate_local::local_env().unwrap().get(switch).map(String::as_str), Some("1"));
+}

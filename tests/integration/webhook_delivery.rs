@@ -295,7 +295,7 @@ async fn an_event_is_queued_once_per_enabled_subscribed_endpoint_of_its_own_tena
             .receive_message()
             .queue_url(&queue_url)
             .max_number_of_messages(10)
-            .wait_time_seconds(1)
+            .wait_time_seconds(0)
             .send()
             .await
             .unwrap();
@@ -313,6 +313,9 @@ async fn an_event_is_queued_once_per_enabled_subscribed_endpoint_of_its_own_tena
     assert!(messages.iter().all(|m| m.tenant_id == fixture.stack.tenant));
 }
 
+// Receives poll without waiting (`wait_time_seconds(0)`): the emulator serves one
+// request at a time, and a long poll would hold it (and every other test) still.
+
 /// A queue of the emulator's, new for the test.
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
     sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap()
@@ -324,7 +327,7 @@ async fn lambda_sqs_event(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> serde_j
         .receive_message()
         .queue_url(queue_url)
         .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .wait_time_seconds(2)
+        .wait_time_seconds(0)
         .send()
         .await
         .unwrap();
@@ -379,7 +382,7 @@ async fn the_deliverer_function_hides_a_failed_message_for_its_wait_and_moves_a_
     assert_eq!(second["Records"][0]["attributes"]["ApproximateReceiveCount"], "2");
     let answer = serde_json::to_value(invoke(second).await.unwrap()).unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}), "done with: deleted from the delivery queue");
-    let dead = sqs.receive_message().queue_url(&dead_letters).wait_time_seconds(1).send().await.unwrap();
+    let dead = sqs.receive_message().queue_url(&dead_letters).wait_time_seconds(0).send().await.unwrap();
     assert_eq!(dead.messages.unwrap()[0].body(), Some(body.as_str()));
     assert_eq!(received.lock().unwrap().len(), 2);
     let (attempts, _) = fixture.log.list(&fixture.tenant, &endpoint.id, 10, None).await.unwrap();
@@ -429,7 +432,7 @@ async fn the_dispatcher_function_takes_outbox_inserts_from_a_stream_batch_and_re
         .receive_message()
         .queue_url(&queue_url)
         .max_number_of_messages(10)
-        .wait_time_seconds(1)
+        .wait_time_seconds(0)
         .send()
         .await
         .unwrap();
@@ -444,4 +447,87 @@ async fn the_dispatcher_function_takes_outbox_inserts_from_a_stream_batch_and_re
     // A queue that does not exist: the outbox record is reported, so Lambda retries from it.
     let missing = format!("{}/000000000000/no-such-queue", emulator());
     assert_eq!(invoke(dispatcher(&missing)).await, json!({"batchItemFailures": [{"itemIdentifier": "102"}]}));
+}
+
+#[tokio::test]
+async fn the_fleet_table_streams_an_outbox_insert_with_its_new_image_as_the_template_says() {
+    let fixture = Fixture::new().await;
+    let fleet = &fixture.stack.tables.fleet;
+    let table = fixture.stack.client.describe_table().table_name(fleet).send().await.unwrap().table.unwrap();
+    let stream = table.stream_specification().unwrap();
+    assert!(stream.stream_enabled());
+    assert_eq!(stream.stream_view_type().map(|v| v.as_str()), Some("NEW_IMAGE"));
+
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .http_client(fleetgate_api::dynamo::https_client())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .endpoint_url(emulator())
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "local"))
+        .build();
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
+    let arn = table.latest_stream_arn().unwrap();
+    let description = streams.describe_stream().stream_arn(arn).send().await.unwrap().stream_description.unwrap();
+    // From the shards' ends (LATEST, as the mapping starts): reading a shared table's
+    // stream from its start would hold the one-request-at-a-time emulator for seconds.
+    let mut iterators = Vec::new();
+    for shard in description.shards() {
+        let iterator = streams
+            .get_shard_iterator()
+            .stream_arn(arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::Latest)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator
+            .unwrap();
+        iterators.push(iterator);
+    }
+
+    let event = Event::new(EventType::VehicleCreated, &json!({"id": "veh_7"}), Timestamp::now()).unwrap();
+    let item = event.outbox_item(fleet, &fixture.tenant).unwrap();
+    fleetgate_api::dynamo::transact_write(&fixture.stack.client, vec![item]).await.unwrap();
+
+    let sk = format!("event#{}", event.id);
+    let mut found = None;
+    // Other tests write to the same table meanwhile: page on until this record shows up.
+    for _ in 0..50 {
+        for iterator in iterators.iter_mut() {
+            let page = streams.get_records().shard_iterator(iterator.as_str()).limit(100).send().await.unwrap();
+            found = found.or(page.records.unwrap_or_default().into_iter().find(|r| {
+                r.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()) == Some(&sk)
+            }));
+            if let Some(next) = page.next_shard_iterator {
+                *iterator = next;
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = found.expect("the outbox insert is on the stream");
+    assert_eq!(record.event_name().map(|n| n.as_str()), Some("INSERT"));
+    let image = record.dynamodb().unwrap().new_image().unwrap();
+    assert_eq!(image["type"].as_s().unwrap(), "vehicle.created");
+}
+
+#[tokio::test]
+async fn local_stack_makes_the_queues_its_functions_environment_names() {
+    let env = fleetgate_local::local_env().unwrap();
+    let sqs = fleetgate_webhooks::queue::local_client(&emulator());
+    let names = fleetgate_local::ensure_queues(&sqs, &env).await.unwrap();
+    assert_eq!(names, ["fleetgate-webhook-deliveries", "fleetgate-webhook-dead-letters"]);
+    // Made twice, kept: and reachable through the URLs the functions are given.
+    fleetgate_local::ensure_queues(&sqs, &env).await.unwrap();
+    for variable in fleetgate_local::QUEUE_VARIABLES {
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&env[variable])
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await;
+        assert!(attributes.is_ok(), "{variable}: {attributes:?}");
+    }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde::Deserialize;
 use serde_norway::Value;
@@ -16,6 +16,7 @@ use serde_norway::Value;
 pub mod gateway;
 pub mod metrics;
 pub mod openapi;
+pub mod poller;
 pub mod secrets;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -50,6 +51,14 @@ pub struct TableDefinition {
     #[serde(default)]
     pub global_secondary_indexes: Vec<IndexDef>,
     pub time_to_live_specification: Option<TtlDef>,
+    /// The fleet table's stream: the webhook outbox.
+    pub stream_specification: Option<StreamDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamDef {
+    pub stream_view_type: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +254,7 @@ pub async fn create_tables(client: &Client, template: &Template, names: &TableNa
         let definition = template.table(logical_id)?;
         if existing.iter().any(|t| t == name) {
             if schema_matches(client, name, &definition).await? {
+                ensure_stream(client, name, &definition).await?;
                 continue;
             }
             eprintln!("==> table {name} predates the template's current schema: recreating it (its data is dropped)");
@@ -253,6 +263,25 @@ pub async fn create_tables(client: &Client, template: &Template, names: &TableNa
         create_table(client, name, &definition).await?;
     }
     Ok(())
+}
+
+/// Turns on the stream the template defines on a table made before it had one
+/// (its data is kept).
+async fn ensure_stream(client: &Client, name: &str, definition: &TableDefinition) -> Result<(), Error> {
+    let Some(stream) = &definition.stream_specification else { return Ok(()) };
+    let table = client.describe_table().table_name(name).send().await?.table.ok_or("describe_table without a table")?;
+    if table.stream_specification().is_some_and(|s| s.stream_enabled()) {
+        return Ok(());
+    }
+    client.update_table().table_name(name).stream_specification(stream_specification(stream)?).send().await?;
+    Ok(())
+}
+
+fn stream_specification(stream: &StreamDef) -> Result<StreamSpecification, Error> {
+    Ok(StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(stream.stream_view_type.as_str()))
+        .build()?)
 }
 
 /// Whether a live table has the key schema and index names the template defines.
@@ -298,6 +327,9 @@ pub async fn create_table(client: &Client, name: &str, definition: &TableDefinit
         }
         request = request.global_secondary_indexes(gsi.build()?);
     }
+    if let Some(stream) = &definition.stream_specification {
+        request = request.stream_specification(stream_specification(stream)?);
+    }
     request.send().await?;
     if let Some(ttl) = definition.time_to_live_specification.as_ref().filter(|ttl| ttl.enabled) {
         client
@@ -317,6 +349,24 @@ fn key_element(key: &KeyDef) -> Result<KeySchemaElement, Error> {
         .attribute_name(&key.attribute_name)
         .key_type(KeyType::from(key.key_type.as_str()))
         .build()?)
+}
+
+/// The environment variables that name the webhook queues the local functions use.
+pub const QUEUE_VARIABLES: [&str; 2] = ["WEBHOOK_QUEUE_URL", "WEBHOOK_DEAD_LETTER_QUEUE_URL"];
+
+/// Creates the webhook queues named by the local environment (`local_env`) in the
+/// emulator's SQS, as the template's are on AWS; existing ones are kept. Returns their names.
+pub async fn ensure_queues(sqs: &aws_sdk_sqs::Client, env: &BTreeMap<String, String>) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for variable in QUEUE_VARIABLES {
+        let url = env.get(variable).ok_or_else(|| format!("the local environment has no {variable}"))?;
+        let name =
+            url.rsplit('/').next().filter(|n| !n.is_empty()).ok_or_else(|| format!("{variable}: no queue name"))?;
+        // CreateQueue is idempotent for the same name and attributes.
+        sqs.create_queue().queue_name(name).send().await?;
+        names.push(name.to_owned());
+    }
+    Ok(names)
 }
 
 /// Creates secret `name` holding `value` in the emulator's Secrets Manager, as the

@@ -87,9 +87,14 @@ async fn run(command: &str) -> Result<(), Error> {
     create_tables(&client, &Template::load_default()?, &names).await?;
     let secret = std::env::var("CURSOR_SECRET_ARN")?;
     fleetgate_local::ensure_secret(&fleetgate_api::cursor_keys::client(), &secret, &random_secret()).await?;
+    let queues = fleetgate_local::ensure_queues(&fleetgate_webhooks::queue::client(), &local_env()?).await?;
     eprintln!(
-        "==> tables ready: {}, {}, {}, {}; cursor secret {secret}",
-        names.keys, names.fleet, names.audit, names.usage
+        "==> tables ready: {}, {}, {}, {}; cursor secret {secret}; webhook queues {}",
+        names.keys,
+        names.fleet,
+        names.audit,
+        names.usage,
+        queues.join(", ")
     );
     if command == "tables" {
         return Ok(());

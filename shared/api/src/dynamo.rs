@@ -78,14 +78,19 @@ fn config_builder() -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(https_client())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(1_000))
-                .operation_attempt_timeout(Duration::from_millis(1_500))
-                .operation_timeout(Duration::from_millis(4_000))
-                .build(),
-        )
+        .timeout_config(call_timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+/// The bounds of one AWS call (each attempt, and all of them), for every SDK
+/// client of the functions (DynamoDB, SQS): a dead or slow service is reported
+/// well inside the Lambda timeout.
+pub fn call_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(1_000))
+        .operation_attempt_timeout(Duration::from_millis(1_500))
+        .operation_timeout(Duration::from_millis(4_000))
+        .build()
 }
 
 /// The HTTPS client every AWS SDK client of ours uses: rustls with ring, trusting

@@ -162,6 +162,22 @@ impl PageRequest {
     }
 }
 
+/// A query of `table` for the items of `tenant` whose sort key starts with
+/// `prefix` (`vehicle#`, `webhook#`, …), on the table's own key.
+pub fn tenant_prefix_query(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+    prefix: &str,
+) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
+        .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_owned()))
+        .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+}
+
 /// Runs `query` (table, key condition and any index already set) for one page:
 /// up to `limit` items after `start`, and the position after the last of them,
 /// `None` exactly when nothing follows. Reads one extra item to know that.

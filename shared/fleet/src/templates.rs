@@ -15,7 +15,7 @@ use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
 use fleetgate_api::error::{ApiError, FieldError};
 use fleetgate_api::input::{Fields, all_valid, text};
-use fleetgate_api::list::{Position, query_page};
+use fleetgate_api::list::{Position, query_page, tenant_prefix_query};
 use fleetgate_scopes::TenantId;
 
 pub const MAX_ITEMS: usize = 200;
@@ -202,13 +202,7 @@ impl TemplateStore {
         limit: i32,
         start: Option<&Position>,
     ) -> Result<(Vec<Template>, Option<Position>), DbError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
-            .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("template#")?);
+        let query = tenant_prefix_query(&self.client, &self.table, tenant.as_str(), "template#");
         query_page(query, crate::table::KEY, limit, start).await
     }
 }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, transact_write};
 use fleetgate_api::error::ApiError;
 use fleetgate_api::input::{Fields, integer, text};
-use fleetgate_api::list::{Position, query_page};
+use fleetgate_api::list::{Position, query_page, tenant_prefix_query};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
@@ -407,10 +407,11 @@ impl VehicleStore {
         limit: i32,
         start: Option<&Position>,
     ) -> Result<(Vec<Vehicle>, Option<Position>), DbError> {
-        let query = self.client.query().table_name(&self.table);
         let (query, key) = match status {
             Some(status) => (
-                query
+                self.client
+                    .query()
+                    .table_name(&self.table)
                     .index_name(STATUS_INDEX.name)
                     .key_condition_expression("gsi1pk = :partition")
                     .expression_attribute_values(
@@ -419,13 +420,7 @@ impl VehicleStore {
                     ),
                 STATUS_INDEX.key,
             ),
-            None => (
-                query
-                    .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":tenant", serde_dynamo::to_attribute_value(tenant)?)
-                    .expression_attribute_values(":prefix", serde_dynamo::to_attribute_value("vehicle#")?),
-                table::KEY,
-            ),
+            None => (tenant_prefix_query(&self.client, &self.table, tenant.as_str(), "vehicle#"), table::KEY),
         };
         query_page(query, key, limit, start).await
     }

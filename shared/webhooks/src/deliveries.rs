@@ -3,11 +3,10 @@
 //! sort by time, so a reverse query reads newest first), kept 30 days (TTL).
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use fleetgate_api::dynamo::DbError;
-use fleetgate_api::list::{Position, query_page};
+use fleetgate_api::list::{Position, query_page, tenant_prefix_query};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
 
@@ -84,13 +83,7 @@ impl DeliveryLog {
         limit: i32,
         start: Option<&Position>,
     ) -> Result<(Vec<DeliveryAttempt>, Option<Position>), DbError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix(endpoint_id)))
+        let query = tenant_prefix_query(&self.client, &self.table, tenant.as_str(), &prefix(endpoint_id))
             .scan_index_forward(false);
         query_page(query, &["pk", "sk"], limit, start).await
     }

@@ -1,10 +1,7 @@
 //! The delivery queue: one SQS message per (event, endpoint), put there by the
 //! dispatcher and consumed by the deliverer.
 
-use std::time::Duration;
-
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +25,7 @@ fn config_builder() -> aws_sdk_sqs::config::Builder {
     aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(https_client())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_millis(1_500))
-                .operation_timeout(Duration::from_secs(4))
-                .build(),
-        )
+        .timeout_config(fleetgate_api::dynamo::call_timeouts())
 }
 
 /// The function's SQS client (the execution role's credentials; `AWS_ENDPOINT_URL_SQS` locally).

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde::Serialize;
 
 use fleetgate_api::dynamo::{ConfigError, DbError, env_var, optional_var, transact_write};
-use fleetgate_api::list::{Position, query_page};
+use fleetgate_api::list::{Position, query_page, tenant_prefix_query};
 use fleetgate_api::stored::{self, Projection};
 use fleetgate_scopes::TenantId;
 
@@ -39,8 +39,10 @@ const PREVIOUS_SECRET: &str = "previous_secret";
 const PREVIOUS_UNTIL: &str = "previous_secret_until";
 const FAILING_SINCE: &str = "failing_since";
 
+const ENDPOINT_PREFIX: &str = "webhook#";
+
 pub fn endpoint_sk(id: &str) -> String {
-    format!("webhook#{id}")
+    format!("{ENDPOINT_PREFIX}{id}")
 }
 
 /// An endpoint with what only the delivery side reads.
@@ -121,6 +123,22 @@ impl EndpointStore {
         ])
     }
 
+    /// Writes `own` then `extra` in one transaction; a condition failing on the first
+    /// of `own` is `first_failed` (the endpoint is not as expected).
+    async fn write(
+        &self,
+        own: Vec<TransactWriteItem>,
+        extra: Vec<TransactWriteItem>,
+        first_failed: EndpointWriteError,
+    ) -> Result<(), EndpointWriteError> {
+        let items = own.into_iter().chain(extra).collect();
+        match transact_write(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.condition_failed_at(0) => Err(first_failed),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Stores a new endpoint with its secret, counted against the tenant's maximum,
     /// with `extra` items (audit, idempotency) in the same transaction.
     pub async fn create(
@@ -183,13 +201,7 @@ impl EndpointStore {
         limit: i32,
         start: Option<&Position>,
     ) -> Result<(Vec<Endpoint>, Option<Position>), DbError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-            .expression_attribute_values(":prefix", AttributeValue::S("webhook#".into()));
+        let query = tenant_prefix_query(&self.client, &self.table, tenant.as_str(), ENDPOINT_PREFIX);
         query_page(LIST_PROJECTION.apply(query), &["pk", "sk"], limit, start).await
     }
 
@@ -199,13 +211,7 @@ impl EndpointStore {
         let mut found = Vec::new();
         let mut start = None;
         loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :tenant AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-                .expression_attribute_values(":prefix", AttributeValue::S("webhook#".into()))
+            let output = tenant_prefix_query(&self.client, &self.table, tenant.as_str(), ENDPOINT_PREFIX)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -241,13 +247,7 @@ impl EndpointStore {
             .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(extra);
-        match transact_write(&self.client, items).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.condition_failed_at(0) => Err(EndpointWriteError::Stale),
-            Err(err) => Err(err.into()),
-        }
+        self.write(vec![TransactWriteItem::builder().update(update).build()], extra, EndpointWriteError::Stale).await
     }
 
     /// Deletes the endpoint and gives its place back; `extra` joins the transaction.
@@ -272,16 +272,11 @@ impl EndpointStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
-        let mut items = vec![
+        let own = vec![
             TransactWriteItem::builder().delete(delete).build(),
             TransactWriteItem::builder().update(count).build(),
         ];
-        items.extend(extra);
-        match transact_write(&self.client, items).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.condition_failed_at(0) => Err(EndpointWriteError::NotFound),
-            Err(err) => Err(err.into()),
-        }
+        self.write(own, extra, EndpointWriteError::NotFound).await
     }
 
     /// Makes `secret` the signing secret; the one it replaces keeps signing until
@@ -305,13 +300,7 @@ impl EndpointStore {
             .expression_attribute_values(":secret", AttributeValue::S(secret.reveal()))
             .build()
             .map_err(|e| DbError::Failed(Box::new(e)))?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(extra);
-        match transact_write(&self.client, items).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.condition_failed_at(0) => Err(EndpointWriteError::NotFound),
-            Err(err) => Err(err.into()),
-        }
+        self.write(vec![TransactWriteItem::builder().update(update).build()], extra, EndpointWriteError::NotFound).await
     }
 }
 

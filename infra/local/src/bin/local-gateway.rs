@@ -1,7 +1,8 @@
 //! `local-gateway`: the local stand-in for API Gateway (see `fleetgate_local::gateway`).
 //!   local-gateway --port 9000 --functions http://127.0.0.1:9001 [--parameter Name=Value]...
 //! `--parameter` overrides a template parameter, as `sam deploy --parameter-overrides` does
-//! (tests shorten `AuthorizerCacheTtlSeconds` this way).
+//! (tests shorten `AuthorizerCacheTtlSeconds` this way). It also runs the webhook
+//! poller (`fleetgate_local::poller`), the local stand-in for the event source mappings.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +43,10 @@ fn main() -> Result<(), Error> {
             config.stage,
             config.authorizer_ttl.as_secs()
         );
+        // What Lambda's event source mappings do on AWS for the webhook functions.
+        let poller = fleetgate_local::poller::Poller::from_env(&functions)?;
+        eprintln!("==> webhook poller: the fleet table's stream -> webhook-dispatcher, the delivery queue -> webhook-deliverer");
+        tokio::spawn(async move { poller.run().await });
         Arc::new(Gateway::new(config, &functions)).serve(listener).await;
         Ok(())
     })
