@@ -458,3 +458,29 @@ pub fn page_of(body: &Value, field: &str, id: &str) -> (Vec<String>, Option<Stri
         body["next_cursor"].as_str().map(str::to_owned),
     )
 }
+
+/// One HTTP/1.1 request read off `socket` by the tests' tiny servers: its head
+/// (request line and headers) and its body (`Content-Length` bytes); `None` when
+/// the peer closed before a whole request came.
+pub async fn read_http_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 16384];
+    loop {
+        let n = socket.read(&mut buffer).await.unwrap_or(0);
+        raw.extend_from_slice(&buffer[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0);
+            if raw.len() >= end + 4 + length {
+                return Some((head, raw[end + 4..end + 4 + length].to_vec()));
+            }
+        }
+        if n == 0 {
+            return None;
+        }
+    }
+}

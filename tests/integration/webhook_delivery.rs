@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use fleetgate_api::Timestamp;
@@ -24,7 +24,7 @@ use fleetgate_webhooks::signing::Secret;
 use fleetgate_webhooks::store::{EndpointStore, ROTATION_OVERLAP_SECONDS};
 use fleetgate_webhooks::target_url::UrlPolicy;
 
-use crate::helpers::{TestStack, endpoint as emulator};
+use crate::helpers::{TestStack, endpoint as emulator, read_http_request};
 
 const LOCAL: UrlPolicy = UrlPolicy { allow_loopback: true };
 
@@ -44,27 +44,7 @@ async fn receiver(script: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
     let log = received.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let mut raw = Vec::new();
-            let mut buffer = [0u8; 8192];
-            let (head, body) = loop {
-                let n = socket.read(&mut buffer).await.unwrap_or(0);
-                raw.extend_from_slice(&buffer[..n]);
-                if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if raw.len() >= end + 4 + length || n == 0 {
-                        break (head, raw[end + 4..].to_vec());
-                    }
-                }
-                if n == 0 {
-                    break (String::new(), Vec::new());
-                }
-            };
+            let (head, body) = read_http_request(&mut socket).await.unwrap_or_default();
             let mut headers = http::HeaderMap::new();
             for line in head.lines().skip(1) {
                 if let Some((name, value)) = line.split_once(':') {
@@ -458,14 +438,7 @@ async fn the_fleet_table_streams_an_outbox_insert_with_its_new_image_as_the_temp
     assert!(stream.stream_enabled());
     assert_eq!(stream.stream_view_type().map(|v| v.as_str()), Some("NEW_IMAGE"));
 
-    let config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .http_client(fleetgate_api::dynamo::https_client())
-        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-        .endpoint_url(emulator())
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "local"))
-        .build();
-    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
+    let streams = fleetgate_local::poller::streams_client(&emulator());
     let arn = table.latest_stream_arn().unwrap();
     let description = streams.describe_stream().stream_arn(arn).send().await.unwrap().stream_description.unwrap();
     // From the shards' ends (LATEST, as the mapping starts): reading a shared table's

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use fleetgate_api::Timestamp;
 use fleetgate_scopes::TenantId;
 use fleetgate_webhooks::events::{Event, EventType};
 
-use crate::helpers::{TestStack, endpoint as emulator};
+use crate::helpers::{TestStack, endpoint as emulator, read_http_request};
 
 type Invocations = Arc<Mutex<Vec<(String, Value)>>>;
 
@@ -28,29 +28,7 @@ async fn fake_functions(answer: impl Fn(&str, &Value) -> Value + Send + Sync + '
         while let Ok((mut socket, _)) = listener.accept().await {
             let (log, answer) = (log.clone(), answer.clone());
             tokio::spawn(async move {
-                let mut raw = Vec::new();
-                let mut buffer = [0u8; 65536];
-                let (head, body) = loop {
-                    let n = socket.read(&mut buffer).await.unwrap_or(0);
-                    raw.extend_from_slice(&buffer[..n]);
-                    if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&raw[..end]).to_string();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if raw.len() >= end + 4 + length {
-                            break (head, raw[end + 4..end + 4 + length].to_vec());
-                        }
-                    }
-                    if n == 0 {
-                        return;
-                    }
-                };
+                let Some((head, body)) = read_http_request(&mut socket).await else { return };
                 let function = head.split_whitespace().nth(1).unwrap_or("").split('/').nth(3).unwrap_or("").to_owned();
                 let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let reply = answer(&function, &event).to_string();
@@ -102,16 +80,9 @@ async fn outbox_inserts_reach_the_dispatcher_as_lambda_shapes_them_and_a_reporte
         }
     })
     .await;
-    let streams_config = aws_sdk_dynamodbstreams::Config::builder()
-        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-        .http_client(fleetgate_api::dynamo::https_client())
-        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-        .endpoint_url(emulator())
-        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "local"))
-        .build();
     let poller = fleetgate_local::poller::Poller {
         dynamodb: stack.client.clone(),
-        streams: aws_sdk_dynamodbstreams::Client::from_conf(streams_config),
+        streams: fleetgate_local::poller::streams_client(&emulator()),
         sqs: sqs.clone(),
         http: reqwest::Client::new(),
         functions,

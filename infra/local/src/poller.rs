@@ -39,26 +39,18 @@ pub struct Poller {
 
 impl Poller {
     /// The poller of the local stack: the emulator's endpoints from the environment
-    /// (`AWS_ENDPOINT_URL_DYNAMODB`, `…_DYNAMODB_STREAMS`, `…_SQS`), the table and
+    /// (`AWS_ENDPOINT_URL_DYNAMODB`, `…_DYNAMODB_STREAMS`, `…_SQS`, as infra/lib.sh
+    /// exports them), the table and
     /// queue the local functions are given (`local_env`), functions at `functions`.
     pub fn from_env(functions: &str) -> Result<Poller, Error> {
         let env = crate::local_env()?;
         let variable =
             |name: &str| env.get(name).cloned().ok_or_else(|| format!("the local environment has no {name}"));
-        let mut streams = aws_sdk_dynamodbstreams::Config::builder()
-            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-            .http_client(fleetgate_api::dynamo::https_client())
-            .region(fleetgate_api::dynamo::env_region())
-            .timeout_config(fleetgate_api::dynamo::call_timeouts());
-        if let Some(credentials) = fleetgate_api::dynamo::env_credentials() {
-            streams = streams.credentials_provider(credentials);
-        }
-        if let Some(endpoint) = fleetgate_api::dynamo::optional_var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS") {
-            streams = streams.endpoint_url(endpoint);
-        }
+        let streams_endpoint = fleetgate_api::dynamo::optional_var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+            .ok_or("AWS_ENDPOINT_URL_DYNAMODB_STREAMS is not set (infra/lib.sh exports it)")?;
         Ok(Poller {
             dynamodb: fleetgate_api::dynamo::client(),
-            streams: aws_sdk_dynamodbstreams::Client::from_conf(streams.build()),
+            streams: streams_client(&streams_endpoint),
             sqs: fleetgate_webhooks::queue::client(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
             functions: functions.to_owned(),
@@ -219,6 +211,19 @@ impl Poller {
             }
         }
     }
+}
+
+/// A DynamoDB Streams client for the emulator at `endpoint` (the poller's, and the tests').
+pub fn streams_client(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .http_client(fleetgate_api::dynamo::https_client())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .timeout_config(fleetgate_api::dynamo::call_timeouts())
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("local", "local", None, None, "local"))
+        .build();
+    aws_sdk_dynamodbstreams::Client::from_conf(config)
 }
 
 fn is_outbox_insert(record: &Record) -> bool {
