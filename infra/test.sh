@@ -78,13 +78,14 @@ step "concurrency soak: 2,000 mixed requests over 32 connections, then every wri
 cargo test --workspace --test soak -- --nocapture
 
 step "contract: schemathesis against docs/openapi.json through the local gateway"
-# A tenant of its own with a template, and two keys: full-fleet, then read-only.
+# A tenant of its own with a template, and two keys: full-fleet (plus webhooks:manage,
+# so the webhook routes are exercised too), then read-only.
 provision() { curl -s -X POST "http://127.0.0.1:$API_PORT/2015-03-31/functions/provisioner/invocations" -d "$1"; }
 api_key() { python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])'; }
 tenant="contract-$$"
 provision '{"action":"create_tenant","tenant_id":"'"$tenant"'","name":"Contract"}' >/dev/null
 provision '{"action":"put_inspection_template","tenant_id":"'"$tenant"'","template":{"id":"tpl_pretrip","name":"Pre-trip","items":[{"id":"brakes","label":"Brakes"}]}}' >/dev/null
-full_key=$(provision '{"action":"create_key","tenant_id":"'"$tenant"'","name":"contract","preset":"full-fleet"}' | api_key)
+full_key=$(provision '{"action":"create_key","tenant_id":"'"$tenant"'","name":"contract","scopes":["vehicles:write","inspections:write","webhooks:manage"]}' | api_key)
 read_key=$(provision '{"action":"create_key","tenant_id":"'"$tenant"'","name":"contract-ro","preset":"read-only"}' | api_key)
 # Generated requests, valid (and their stateful follow-ups) and invalid (wrong types,
 # formats, missing or unknown fields, odd bytes in bodies and headers): every response

@@ -24,6 +24,7 @@ PROMISED = {
     ("GET", "/inspections"): ({200}, set()),
     ("GET", "/inspection-templates"): ({200}, set()),
     ("POST", "/vehicles"): ({201}, {"vin_taken", "idempotency_key_reused"}),
+    ("GET", "/webhooks"): ({200}, set()),
 }
 
 

@@ -21,12 +21,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 
+use fleetgate_api::if_match::parse_if_match;
 use fleetgate_api::keys::ApiKey;
 use fleetgate_api::list::{CursorSigner, Position, query_identity};
 use fleetgate_api::{ApiError, Timestamp};
 use fleetgate_fleet::inspections::{CLOCK_SKEW, InspectionInput, ItemStatus, Outcome};
 use fleetgate_fleet::templates::{Template, TemplateInput};
-use fleetgate_fleet::vehicles::{VehicleInput, parse_if_match};
+use fleetgate_fleet::vehicles::VehicleInput;
 use fleetgate_scopes::{Environment, Preset, Scope, ScopeSet, TenantId};
 
 /// Runs `target` on inputs from `strategy` until the time budget is spent.
@@ -579,7 +580,7 @@ fn scope_parser() {
 
 #[test]
 fn if_match_parser() {
-    use fleetgate_fleet::vehicles::IfMatch;
+    use fleetgate_api::if_match::IfMatch;
     let version = any::<u64>().prop_map(|n| n % 1000);
     // One list element: its text, and the version it names under strong comparison.
     let tag = prop_oneof![

@@ -308,6 +308,12 @@ impl Req {
         req
     }
 
+    /// The request's path, when it is not `{collection}/{id}` (`/webhooks/{id}/test`).
+    pub fn path(mut self, path: &str) -> Req {
+        self.path = path.into();
+        self
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Req {
         self.headers.insert(name.to_owned(), json!(value));
         self

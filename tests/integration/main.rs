@@ -19,5 +19,6 @@ mod template_policies;
 mod vehicles;
 mod webhook_delivery;
 mod webhook_poller;
+mod webhook_routes;
 mod webhook_store;
 mod whoami;

@@ -65,7 +65,7 @@ async fn each_bad_create_request_gets_its_own_error_and_writes_nothing() {
     };
     let unknown = expect_refusal(&stack, base(json!({"scopes": ["vehicles:delete"]})), "unknown_scope").await;
     assert!(unknown.contains("vehicles:read, vehicles:write, inspections:read, inspections:write"), "{unknown}");
-    let planned = expect_refusal(&stack, base(json!({"scopes": ["webhooks:manage"]})), "scope_not_available").await;
+    let planned = expect_refusal(&stack, base(json!({"scopes": ["reports:read"]})), "scope_not_available").await;
     assert!(planned.contains("planned"), "{planned}");
     let review = expect_refusal(&stack, base(json!({"scopes": ["users:read"]})), "scope_not_available").await;
     assert!(review.contains("under review"), "{review}");

@@ -151,6 +151,19 @@ fn expected() -> BTreeMap<&'static str, Grants> {
             with_audit(grants(&[(&["BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])])),
         ),
         ("get-inspection", counted(grants(&[(&["GetItem"], &[FLEET])]))),
+        // The webhook routes: never the secrets' reads (lists and reads project them away;
+        // rotation swaps them inside one UpdateItem), never another table.
+        ("create-webhook", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
+        ("list-webhooks", with_cursors(grants(&[(&["Query"], &[FLEET])]))),
+        ("get-webhook", counted(grants(&[(&["GetItem"], &[FLEET])]))),
+        ("update-webhook", with_audit(grants(&[(&["GetItem", "UpdateItem"], &[FLEET])]))),
+        ("delete-webhook", with_audit(grants(&[(&["DeleteItem", "UpdateItem"], &[FLEET])]))),
+        (
+            "rotate-webhook-secret",
+            with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])])),
+        ),
+        ("test-webhook", with_audit(grants(&[(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"], &[FLEET])]))),
+        ("list-webhook-deliveries", with_cursors(grants(&[(&["GetItem", "Query"], &[FLEET])]))),
         ("webhook-dispatcher", {
             let mut dispatcher = grants(&[
                 (&["DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"], &["FleetTable.StreamArn"]),

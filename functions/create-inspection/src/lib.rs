@@ -2,11 +2,11 @@
 //! the caller's tenant. The server derives `outcome` and `defects`, records the
 //! template version and the submitting key. `Idempotency-Key` makes retries safe.
 
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
 use fleetgate_api::error::FieldError;
-use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::http::{Call, Gate, json_response, serve, set_location};
 use fleetgate_api::idempotency::{Begin, IdempotencyStore};
 use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp};
@@ -71,10 +71,7 @@ async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Re
         Begin::Proceed(claim) => claim,
     };
     let mut response = json_response(StatusCode::CREATED, &inspection)?;
-    let location = format!("{}/{}", req.uri().path().trim_end_matches('/'), inspection.id);
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(http::header::LOCATION, location);
-    }
+    set_location(&mut response, &req, &inspection.id);
     let mut extra = vec![state.gate.audit_success(&call, &inspection.id)?];
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);

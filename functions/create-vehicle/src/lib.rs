@@ -1,10 +1,10 @@
 //! `POST /vehicles`: adds a vehicle to the caller's fleet. VINs are unique per
 //! tenant; `Idempotency-Key` makes retries safe.
 
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
-use fleetgate_api::http::{Call, Gate, serve};
+use fleetgate_api::http::{Call, Gate, serve, set_location};
 use fleetgate_api::idempotency::{Begin, IdempotencyStore};
 use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp};
@@ -45,10 +45,7 @@ async fn create_vehicle(state: &State, call: Call, req: Request) -> Result<Respo
     };
     let vehicle = Vehicle::create(input, now);
     let mut response = vehicle_response(StatusCode::CREATED, &vehicle)?;
-    let location = format!("{}/{}", req.uri().path().trim_end_matches('/'), vehicle.id);
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(http::header::LOCATION, location);
-    }
+    set_location(&mut response, &req, &vehicle.id);
     let mut extra = vec![state.gate.audit_success(&call, &vehicle.id)?];
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);

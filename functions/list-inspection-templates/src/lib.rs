@@ -1,13 +1,12 @@
 //! `GET /inspection-templates`: the checklists of the caller's tenant, by id, paged.
 
-use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
 use fleetgate_api::ApiError;
 use fleetgate_api::cursor_keys::CursorKeys;
-use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::http::{Call, Gate, serve};
 use fleetgate_api::input::query_params;
-use fleetgate_api::list::{Page, query_identity};
+use fleetgate_api::list::query_identity;
 use fleetgate_fleet::templates::TemplateStore;
 use fleetgate_scopes::routes;
 
@@ -40,7 +39,5 @@ async fn list_templates(state: &State, call: Call, req: Request) -> Result<Respo
     let query = query_identity(tenant.as_str(), &call.route.describe(), &[]);
     let page = state.cursors.page_request(&params, &query).await?;
     let (data, next) = state.templates.list(tenant, page.limit, page.start.as_ref()).await?;
-    let signer = state.cursors.signer().await?;
-    let next_cursor = next.map(|position| signer.encode(&query, &position));
-    json_response(StatusCode::OK, &Page { data, next_cursor })
+    state.cursors.page_response(&query, data, next).await
 }

@@ -2,13 +2,12 @@
 //! filtered by `vehicle_id`, `outcome`, `performed_after` (inclusive) and
 //! `performed_before` (exclusive). Every filter combination is an index query.
 
-use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
 
 use fleetgate_api::cursor_keys::CursorKeys;
-use fleetgate_api::http::{Call, Gate, json_response, serve};
+use fleetgate_api::http::{Call, Gate, serve};
 use fleetgate_api::input::{invalid_parameter, query_params, query_timestamp};
-use fleetgate_api::list::{Page, query_identity};
+use fleetgate_api::list::query_identity;
 use fleetgate_api::{ApiError, ids};
 use fleetgate_fleet::inspections::{InspectionFilter, InspectionStore, Outcome};
 use fleetgate_fleet::vehicles;
@@ -57,9 +56,7 @@ async fn list_inspections(state: &State, call: Call, req: Request) -> Result<Res
     );
     let page = state.cursors.page_request(&params, &query).await?;
     let (data, next) = state.inspections.list(tenant, &filter, page.limit, page.start.as_ref()).await?;
-    let signer = state.cursors.signer().await?;
-    let next_cursor = next.map(|position| signer.encode(&query, &position));
-    json_response(StatusCode::OK, &Page { data, next_cursor })
+    state.cursors.page_response(&query, data, next).await
 }
 
 fn parse_filter(params: &[(String, String)]) -> Result<InspectionFilter, ApiError> {

@@ -54,9 +54,7 @@ async fn list_vehicles(state: &State, call: Call, req: Request) -> Result<Respon
         query_identity(tenant.as_str(), &call.route.describe(), &[("status", status.map(VehicleStatus::as_str))]);
     let page = state.cursors.page_request(&params, &query).await?;
     let (data, next) = state.vehicles.list(tenant, status, page.limit, page.start.as_ref()).await?;
-    let signer = state.cursors.signer().await?;
-    let next_cursor = next.map(|position| signer.encode(&query, &position));
-    json_response(StatusCode::OK, &Page { data, next_cursor })
+    state.cursors.page_response(&query, data, next).await
 }
 
 /// `?vin=`: a page of at most one vehicle (with `status`, only if it has that status).

@@ -35,7 +35,7 @@ impl State {
         Ok(State {
             deliverer: Deliverer {
                 endpoints: EndpointStore::from_env(client.clone())?,
-                log: DeliveryLog::new(client, env_var("FLEET_TABLE")?),
+                log: DeliveryLog::from_env(client)?,
                 sender: Sender::new(UrlPolicy::from_env()),
                 schedule: RetrySchedule::from_env()?,
             },

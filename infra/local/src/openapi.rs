@@ -12,6 +12,9 @@ use fleetgate_fleet::inspections::MAX_RESULTS;
 use fleetgate_fleet::templates::MAX_ITEMS;
 use fleetgate_fleet::vehicles::{MAX_ODOMETER_KM, VehicleStatus};
 use fleetgate_scopes::{ROUTES, Route, routes};
+use fleetgate_webhooks::endpoints::MAX_DESCRIPTION_CHARS;
+use fleetgate_webhooks::events::EventType;
+use fleetgate_webhooks::target_url::MAX_URL_CHARS;
 
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -114,6 +117,49 @@ fn schemas() -> Value {
     inspection.insert("created_at".into(), timestamp());
     let inspection_keys: Vec<&str> = inspection.keys().map(String::as_str).collect();
     let scope_list = json!({"type": "array", "items": {"type": "string"}});
+    let subscribable: Vec<&str> =
+        EventType::ALL.into_iter().filter(|e| *e != EventType::WebhookTest).map(EventType::as_str).collect();
+    let endpoint_status = json!({"type": "string", "enum": ["enabled", "disabled"]});
+    let webhook_writable = json!({
+        "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS, "pattern": "^https://",
+                "description": "https, no credentials, no fragment; a literal non-public address (loopback, private, \
+                                link-local, …) is refused. Deliveries go only to public addresses, checked on every connection."},
+        "events": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": subscribable},
+                   "description": "vehicle.* needs vehicles:read, inspection.* inspections:read (403 insufficient_scope otherwise)."},
+        "description": nullable(text(MAX_DESCRIPTION_CHARS)),
+        "status": endpoint_status,
+    });
+    let mut webhook = webhook_writable.as_object().cloned().expect("object");
+    webhook.insert("id".into(), id("whk_"));
+    webhook.insert(
+        "disabled_reason".into(),
+        json!({"type": ["string", "null"], "enum": ["requested", "gone", "failing", null],
+        "description": "Why deliveries stopped: by request, the receiver answered 410, or five days of failures."}),
+    );
+    webhook.insert("version".into(), json!({"type": "integer", "minimum": 1}));
+    webhook.insert("created_at".into(), timestamp());
+    webhook.insert("updated_at".into(), timestamp());
+    let webhook_keys: Vec<&str> = webhook.keys().map(String::as_str).collect();
+    let mut webhook_replacement = webhook.clone();
+    for (_, schema) in webhook_replacement.iter_mut().filter(|(name, _)| webhook_writable.get(name.as_str()).is_none())
+    {
+        schema["description"] = json!("Set by the server: may be sent back unchanged.");
+    }
+    let mut with_secret = webhook.clone();
+    with_secret.insert(
+        "secret".into(),
+        json!({"type": "string", "pattern": "^whsec_",
+        "description": "Verifies each delivery's webhook-signature (Standard Webhooks). Shown only here."}),
+    );
+    with_secret.insert(
+        "previous_secret_expires_at".into(),
+        json!({"type": "string", "format": "date-time",
+        "description": "After a rotation: until when deliveries are signed with the replaced secret too."}),
+    );
+    let mut with_secret_keys = webhook_keys.clone();
+    with_secret_keys.push("secret");
+    let webhook_writable_keys: Vec<&str> =
+        webhook_writable.as_object().expect("object").keys().map(String::as_str).collect();
 
     json!({
         "Problem": {
@@ -207,6 +253,39 @@ fn schemas() -> Value {
             &["key_id", "name", "tenant_id", "environment", "granted_scopes", "effective_scopes", "expires_at", "allowed_cidrs",
               "rate_limit", "monthly_quota", "tenant_rate_limit", "usage"],
         ),
+        "WebhookEndpointInput": {
+            "type": "object", "properties": webhook_writable, "required": ["url", "events"], "additionalProperties": false,
+        },
+        "WebhookEndpointReplacement": {
+            "type": "object",
+            "description": "Every writable field (`description` may be null). The server fields of a read endpoint may be \
+                            sent back unchanged; a changed one is a 422.",
+            "properties": webhook_replacement, "required": webhook_writable_keys, "additionalProperties": false,
+        },
+        "WebhookEndpoint": {"type": "object", "properties": webhook, "required": webhook_keys, "additionalProperties": false},
+        "WebhookEndpointWithSecret": {
+            "type": "object", "properties": with_secret, "required": with_secret_keys, "additionalProperties": false,
+        },
+        "WebhookEndpointPage": page_of("WebhookEndpoint"),
+        "WebhookTestQueued": object(
+            json!({"event_id": {"type": "string", "pattern": "^evt_", "description": "The delivery's webhook-id."},
+                   "type": {"type": "string", "enum": ["webhook.test"]}, "endpoint_id": id("whk_")}),
+            &["event_id", "type", "endpoint_id"],
+        ),
+        "DeliveryAttempt": object(
+            json!({"id": id("dlv_"), "endpoint_id": id("whk_"),
+                   "event_id": {"type": "string", "description": "The event's id: the delivery's webhook-id."},
+                   "event_type": {"type": "string", "enum": EventType::ALL.map(EventType::as_str)},
+                   "attempt": {"type": "integer", "minimum": 1}, "attempted_at": timestamp(),
+                   "status": {"type": ["integer", "null"], "description": "The receiver's status; null: no answer."},
+                   "latency_ms": {"type": "integer", "minimum": 0}, "delivered": {"type": "boolean"},
+                   "answer": {"type": "string", "description": "The first 4 KiB of the answer, or why there was none."},
+                   "next_attempt_at": {"type": ["string", "null"], "format": "date-time",
+                                       "description": "When the next attempt is due; null: delivered or given up."}}),
+            &["id", "endpoint_id", "event_id", "event_type", "attempt", "attempted_at", "status", "latency_ms",
+              "delivered", "answer", "next_attempt_at"],
+        ),
+        "DeliveryAttemptPage": page_of("DeliveryAttempt"),
         "RateLimit": object(
             json!({"requests": {"type": "integer", "minimum": 1}, "per": {"type": "string", "enum": ["second", "minute"]},
                    "burst": {"type": "integer", "minimum": 1,
@@ -223,6 +302,8 @@ fn problem(description: &str) -> Value {
 fn query(name: &str, schema: Value, description: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
+
+const NO_ENDPOINT: &str = "No such webhook endpoint in your fleet.";
 
 /// An operation's parameters, body, success response and its own error statuses.
 struct Shape {
@@ -246,6 +327,12 @@ fn operation(route: &Route) -> Value {
     let idempotency = json!({"name": "Idempotency-Key", "in": "header", "required": false,
                              "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[!-~]+$"},
                              "description": "Retries with the same key and body replay the first response (24 h)."});
+    let if_match = |resource: &str| {
+        json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+               "description": format!("RFC 9110: `*` or a list of the {resource}'s ETags (`\"3\"`); the change \
+                                       applies only if one matches (strong comparison: weak tags never do). \
+                                       Malformed: 400 `invalid_if_match`.")})
+    };
     let json_body =
         |schema: &str| json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema)}}});
     let ok = |status: &str, schema: &str| {
@@ -290,10 +377,6 @@ fn operation(route: &Route) -> Value {
             shape(vec![id_param("veh_")], None, ok("200", "Vehicle"), vec![("404", "No such vehicle in your fleet.")])
         }
         r if r == routes::UPDATE_VEHICLE || r == routes::PATCH_VEHICLE => {
-            let if_match = json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
-                                  "description": "RFC 9110: `*` or a list of the vehicle's ETags (`\"3\"`); the change \
-                                                  applies only if one matches (strong comparison: weak tags never do). \
-                                                  Malformed: 400 `invalid_if_match`."});
             let mut errors = write_errors.to_vec();
             errors.extend([("404", "No such vehicle in your fleet."), ("412", "If-Match names another version.")]);
             let body = if r == routes::PATCH_VEHICLE {
@@ -302,7 +385,7 @@ fn operation(route: &Route) -> Value {
             } else {
                 json_body("VehicleReplacement")
             };
-            shape(vec![id_param("veh_"), if_match], Some(body), ok("200", "Vehicle"), errors)
+            shape(vec![id_param("veh_"), if_match("vehicle")], Some(body), ok("200", "Vehicle"), errors)
         }
         r if r == routes::LIST_INSPECTION_TEMPLATES => shape(page_params, None, ok("200", "TemplatePage"), vec![]),
         r if r == routes::LIST_INSPECTIONS => {
@@ -324,6 +407,65 @@ fn operation(route: &Route) -> Value {
             ok("200", "Inspection"),
             vec![("404", "No such inspection in your fleet.")],
         ),
+        r if r == routes::CREATE_WEBHOOK => {
+            let errors = vec![
+                (
+                    "409",
+                    "Conflict: `webhook_endpoint_limit` (the fleet has its maximum of endpoints), `idempotency_key_reused` or `idempotency_key_in_progress`.",
+                ),
+                ("413", "Body over 64 KiB."),
+                ("415", "Body is not JSON."),
+                ("422", "Body fails validation; `errors` names every field."),
+            ];
+            shape(
+                vec![idempotency],
+                Some(json_body("WebhookEndpointInput")),
+                ok("201", "WebhookEndpointWithSecret"),
+                errors,
+            )
+        }
+        r if r == routes::LIST_WEBHOOKS => shape(page_params, None, ok("200", "WebhookEndpointPage"), vec![]),
+        r if r == routes::GET_WEBHOOK => {
+            shape(vec![id_param("whk_")], None, ok("200", "WebhookEndpoint"), vec![("404", NO_ENDPOINT)])
+        }
+        r if r == routes::UPDATE_WEBHOOK => {
+            let errors = vec![
+                ("404", NO_ENDPOINT),
+                ("412", "If-Match names another version."),
+                ("413", "Body over 64 KiB."),
+                ("415", "Body is not JSON."),
+                ("422", "Body fails validation; `errors` names every field."),
+            ];
+            let body = Some(json_body("WebhookEndpointReplacement"));
+            shape(vec![id_param("whk_"), if_match("endpoint")], body, ok("200", "WebhookEndpoint"), errors)
+        }
+        r if r == routes::DELETE_WEBHOOK => {
+            let deleted = ("204".to_owned(), json!({"description": "Deleted."}));
+            shape(vec![id_param("whk_")], None, deleted, vec![("404", NO_ENDPOINT)])
+        }
+        r if r == routes::ROTATE_WEBHOOK_SECRET => shape(
+            vec![id_param("whk_"), idempotency],
+            None,
+            ok("200", "WebhookEndpointWithSecret"),
+            vec![("404", NO_ENDPOINT), ("409", "`idempotency_key_reused` or `idempotency_key_in_progress`.")],
+        ),
+        r if r == routes::TEST_WEBHOOK => shape(
+            vec![id_param("whk_"), idempotency],
+            None,
+            ok("202", "WebhookTestQueued"),
+            vec![
+                ("404", NO_ENDPOINT),
+                (
+                    "409",
+                    "`endpoint_disabled` (enable it first), `idempotency_key_reused` or `idempotency_key_in_progress`.",
+                ),
+            ],
+        ),
+        r if r == routes::LIST_WEBHOOK_DELIVERIES => {
+            let mut params = page_params;
+            params.insert(0, id_param("whk_"));
+            shape(params, None, ok("200", "DeliveryAttemptPage"), vec![("404", NO_ENDPOINT)])
+        }
         _ => shape(vec![], None, ok("200", "Me"), vec![]),
     };
     let mut responses = Map::new();
@@ -384,7 +526,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Fleetgate API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": format!("Fleet vehicles, inspection templates and inspections. Every request carries an API key \
+            "description": format!("Fleet vehicles, inspection templates, inspections and webhooks. Every request carries an API key \
                                     in `X-API-Key`; each operation names its required scope in `x-required-scope`. \
                                     Bodies are JSON of at most {MAX_BODY_BYTES} bytes."),
         },

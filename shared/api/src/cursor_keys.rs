@@ -73,6 +73,19 @@ impl CursorKeys {
         self.signer_read_after(RELOAD_EVERY).await
     }
 
+    /// A list's answer: `{"data", "next_cursor"}`, the cursor (when there is a next
+    /// page) bound to `query` as [`CursorKeys::page_request`] checks it.
+    pub async fn page_response<T: serde::Serialize>(
+        &self,
+        query: &str,
+        data: Vec<T>,
+        next: Option<Position>,
+    ) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+        let signer = self.signer().await?;
+        let next_cursor = next.map(|position| signer.encode(query, &position));
+        crate::http::json_response(http::StatusCode::OK, &crate::list::Page { data, next_cursor })
+    }
+
     /// `limit` and `cursor` of a list request (see [`PageRequest::parse`]), re-reading
     /// the secret once if the cursor does not verify with keys read a while ago.
     pub async fn page_request(&self, params: &[(String, String)], query: &str) -> Result<PageRequest, ApiError> {

@@ -130,6 +130,10 @@ pub enum ApiError {
     /// A request with this `Idempotency-Key` is still running.
     #[error("A request with this Idempotency-Key is still in progress; retry shortly.")]
     IdempotencyKeyInProgress,
+    /// The request conflicts with the resource's state (a limit reached, a
+    /// disabled endpoint): `code` says which, `detail` what to do.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
     #[error("The resource has changed since you read it; fetch it again and retry with the new ETag.")]
     PreconditionFailed,
     #[error("The request body is larger than {limit} bytes.")]
@@ -165,9 +169,10 @@ impl ApiError {
             ApiError::BadRequest { .. } | ApiError::BadQuery { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::VinTaken { .. } | ApiError::IdempotencyKeyReused | ApiError::IdempotencyKeyInProgress => {
-                StatusCode::CONFLICT
-            }
+            ApiError::VinTaken { .. }
+            | ApiError::IdempotencyKeyReused
+            | ApiError::IdempotencyKeyInProgress
+            | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::RateLimited { .. } | ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -187,7 +192,9 @@ impl ApiError {
             ApiError::IpNotAllowed => "ip_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::QuotaExceeded { .. } => "quota_exceeded",
-            ApiError::BadRequest { code, .. } | ApiError::BadQuery { code, .. } => code,
+            ApiError::BadRequest { code, .. } | ApiError::BadQuery { code, .. } | ApiError::Conflict { code, .. } => {
+                code
+            }
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::VinTaken { .. } => "vin_taken",
@@ -214,6 +221,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::VinTaken { .. } => "VIN taken",
+            ApiError::Conflict { .. } => "Conflict",
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
             ApiError::IdempotencyKeyInProgress => "Idempotency key in progress",
             ApiError::PreconditionFailed => "Precondition failed",

@@ -133,6 +133,27 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Result<Respo
         .map_err(|e| ApiError::Internal(Box::new(e)))
 }
 
+/// Points a 201's `Location` at the new resource `id` under the request's path.
+pub fn set_location(response: &mut Response<Body>, req: &Request, id: &str) {
+    let location = format!("{}/{id}", req.uri().path().trim_end_matches('/'));
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, location);
+    }
+}
+
+/// A JSON response for one versioned resource, with its `ETag` (`"<version>"`,
+/// what `If-Match` compares against).
+pub fn versioned_response<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    version: u64,
+) -> Result<Response<Body>, ApiError> {
+    let mut response = json_response(status, body)?;
+    let etag = HeaderValue::from_str(&crate::if_match::etag(version)).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    response.headers_mut().insert(http::header::ETAG, etag);
+    Ok(response)
+}
+
 /// Runs one endpoint: checks method, authenticates, checks the caller's network,
 /// counts the request against the key's limits, checks `route`'s scope, calls
 /// `handle`, renders any error as problem+json, audits refused writes, adds

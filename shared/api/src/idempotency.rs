@@ -21,7 +21,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use http::HeaderValue;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -171,12 +171,18 @@ impl IdempotencyStore {
         let Some(key) = idempotency_key(req)? else {
             return Ok(None);
         };
+        // serde_json's map is ordered by key, so the same JSON in another key order hashes alike.
+        // The path's `{id}` is part of the request: the same key sent to another webhook's
+        // rotate-secret is another request (409), not a replay. Routes without one hash the body alone.
+        let hashed = match req.path_parameters_ref().and_then(|params| params.first("id")) {
+            Some(id) => format!("{id} {body}"),
+            None => body.to_string(),
+        };
         Ok(Some(Claim {
             table: self.table.clone(),
             pk: call.auth.tenant_id.to_string(),
             sk: format!("idem#{}#{key}", call.route.describe()),
-            // serde_json's map is ordered by key, so the same JSON in another key order hashes alike.
-            request_hash: hex(&Sha256::digest(body.to_string().as_bytes())),
+            request_hash: hex(&Sha256::digest(hashed.as_bytes())),
             token: crate::ids::new_sortable_id("claim_"),
         }))
     }

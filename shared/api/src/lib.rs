@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod if_match;
 pub mod input;
 pub mod keys;
 pub mod list;

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -73,6 +74,14 @@ impl Projection {
             query = query.expression_attribute_names(placeholder, name);
         }
         query.projection_expression(&self.expression)
+    }
+
+    /// The same projection on a single-item read.
+    pub fn apply_to_get(&self, mut get: GetItemFluentBuilder) -> GetItemFluentBuilder {
+        for (placeholder, name) in &self.names {
+            get = get.expression_attribute_names(placeholder, name);
+        }
+        get.projection_expression(&self.expression)
     }
 }
 

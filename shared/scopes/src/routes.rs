@@ -40,9 +40,20 @@ pub const LIST_INSPECTIONS: Route = route("GET", "/inspections", "list-inspectio
 pub const CREATE_INSPECTION: Route = route("POST", "/inspections", "create-inspection", Some(Scope::InspectionsWrite));
 pub const GET_INSPECTION: Route = route("GET", "/inspections/{id}", "get-inspection", Some(Scope::InspectionsRead));
 pub const WHOAMI: Route = route("GET", "/me", "whoami", None);
+const WEBHOOKS: Option<Scope> = Some(Scope::WebhooksManage);
+pub const CREATE_WEBHOOK: Route = route("POST", "/webhooks", "create-webhook", WEBHOOKS);
+pub const LIST_WEBHOOKS: Route = route("GET", "/webhooks", "list-webhooks", WEBHOOKS);
+pub const GET_WEBHOOK: Route = route("GET", "/webhooks/{id}", "get-webhook", WEBHOOKS);
+pub const UPDATE_WEBHOOK: Route = route("PUT", "/webhooks/{id}", "update-webhook", WEBHOOKS);
+pub const DELETE_WEBHOOK: Route = route("DELETE", "/webhooks/{id}", "delete-webhook", WEBHOOKS);
+pub const ROTATE_WEBHOOK_SECRET: Route =
+    route("POST", "/webhooks/{id}/rotate-secret", "rotate-webhook-secret", WEBHOOKS);
+pub const TEST_WEBHOOK: Route = route("POST", "/webhooks/{id}/test", "test-webhook", WEBHOOKS);
+pub const LIST_WEBHOOK_DELIVERIES: Route =
+    route("GET", "/webhooks/{id}/deliveries", "list-webhook-deliveries", WEBHOOKS);
 
-/// Every public route, in the order of SPEC §2.
-pub const ROUTES: [Route; 10] = [
+/// Every public route, in the order of SPEC §2, then the webhooks of §11.
+pub const ROUTES: [Route; 18] = [
     LIST_VEHICLES,
     CREATE_VEHICLE,
     GET_VEHICLE,
@@ -53,6 +64,14 @@ pub const ROUTES: [Route; 10] = [
     CREATE_INSPECTION,
     GET_INSPECTION,
     WHOAMI,
+    CREATE_WEBHOOK,
+    LIST_WEBHOOKS,
+    GET_WEBHOOK,
+    UPDATE_WEBHOOK,
+    DELETE_WEBHOOK,
+    ROTATE_WEBHOOK_SECRET,
+    TEST_WEBHOOK,
+    LIST_WEBHOOK_DELIVERIES,
 ];
 
 /// The route a function serves, by its binary name.

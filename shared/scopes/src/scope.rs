@@ -13,12 +13,20 @@ pub enum Scope {
     VehiclesWrite,
     InspectionsRead,
     InspectionsWrite,
+    /// Manage the tenant's webhook endpoints (SPEC §11). It reads no fleet data by
+    /// itself: what an endpoint may subscribe to is bounded by the key's other scopes.
+    WebhooksManage,
 }
 
 impl Scope {
     /// Every active scope, in display order.
-    pub const ALL: [Scope; 4] =
-        [Scope::VehiclesRead, Scope::VehiclesWrite, Scope::InspectionsRead, Scope::InspectionsWrite];
+    pub const ALL: [Scope; 5] = [
+        Scope::VehiclesRead,
+        Scope::VehiclesWrite,
+        Scope::InspectionsRead,
+        Scope::InspectionsWrite,
+        Scope::WebhooksManage,
+    ];
 
     /// The wire name, e.g. `vehicles:read`.
     pub const fn as_str(self) -> &'static str {
@@ -27,6 +35,7 @@ impl Scope {
             Scope::VehiclesWrite => "vehicles:write",
             Scope::InspectionsRead => "inspections:read",
             Scope::InspectionsWrite => "inspections:write",
+            Scope::WebhooksManage => "webhooks:manage",
         }
     }
 
@@ -35,7 +44,7 @@ impl Scope {
         match self {
             Scope::VehiclesWrite => Some(Scope::VehiclesRead),
             Scope::InspectionsWrite => Some(Scope::InspectionsRead),
-            Scope::VehiclesRead | Scope::InspectionsRead => None,
+            Scope::VehiclesRead | Scope::InspectionsRead | Scope::WebhooksManage => None,
         }
     }
 }
@@ -100,9 +109,8 @@ impl fmt::Display for Availability {
 }
 
 /// Scopes that are announced but cannot be granted yet, with their status.
-pub const UNAVAILABLE_SCOPES: [(&str, Availability); 4] = [
+pub const UNAVAILABLE_SCOPES: [(&str, Availability); 3] = [
     ("reports:read", Availability::Planned),
-    ("webhooks:manage", Availability::Planned),
     ("users:read", Availability::UnderReview),
     ("analytics:read", Availability::UnderReview),
 ];

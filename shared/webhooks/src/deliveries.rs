@@ -64,6 +64,11 @@ impl DeliveryLog {
         DeliveryLog { client, table }
     }
 
+    /// The log lives in the fleet table (`FLEET_TABLE`).
+    pub fn from_env(client: Client) -> Result<DeliveryLog, fleetgate_api::dynamo::ConfigError> {
+        Ok(DeliveryLog::new(client, fleetgate_api::dynamo::env_var("FLEET_TABLE")?))
+    }
+
     pub async fn record(&self, tenant: &TenantId, attempt: &DeliveryAttempt) -> Result<(), DbError> {
         let keys = AttemptKeys {
             pk: tenant.as_str(),

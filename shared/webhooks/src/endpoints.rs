@@ -96,7 +96,7 @@ impl Endpoint {
 
     /// The strong ETag of this version: `"<version>"`.
     pub fn etag(&self) -> String {
-        format!("\"{}\"", self.version)
+        fleetgate_api::if_match::etag(self.version)
     }
 }
 

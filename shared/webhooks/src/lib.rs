@@ -4,6 +4,7 @@
 //! signing and verification, the retry schedule, the rules for where a
 //! delivery may go and the client that delivers, and the attempt log.
 
+pub mod api;
 pub mod deliver;
 pub mod deliveries;
 pub mod dispatch;

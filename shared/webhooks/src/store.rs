@@ -194,6 +194,17 @@ impl EndpointStore {
         Ok(output.item.and_then(read_stored))
     }
 
+    /// A tenant's endpoint as the API shows it: what the route functions read (its
+    /// secrets are not even loaded).
+    pub async fn find(&self, tenant: &TenantId, id: &str) -> Result<Option<Endpoint>, DbError> {
+        if !fleetgate_api::ids::is_sortable_id(crate::endpoints::ID_PREFIX, id) {
+            return Ok(None);
+        }
+        let get = self.client.get_item().table_name(&self.table).set_key(Some(Self::key(tenant, endpoint_sk(id))));
+        let output = LIST_PROJECTION.apply_to_get(get).consistent_read(true).send().await?;
+        Ok(output.item.and_then(fleetgate_api::list::readable_item))
+    }
+
     /// One page of a tenant's endpoints, oldest first (ids sort by creation).
     pub async fn list(
         &self,
