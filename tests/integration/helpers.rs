@@ -145,6 +145,11 @@ impl TestStack {
         Gate { audit: Some(AuditLog::new(self.client.clone(), self.tables.audit.clone())), usage: None }
     }
 
+    /// Where this stack's writes put their webhook events.
+    pub fn outbox(&self) -> fleetgate_webhooks::events::Outbox {
+        fleetgate_webhooks::events::Outbox::new(self.tables.fleet.clone())
+    }
+
     pub fn vehicle_store(&self) -> VehicleStore {
         VehicleStore::new(self.client.clone(), self.tables.fleet.clone())
     }

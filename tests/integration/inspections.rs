@@ -52,6 +52,7 @@ impl Inspections {
                 gate: stack.gate(),
                 inspections: InspectionStore::new(client.clone(), fleet.clone()),
                 idempotency: fleetgate_api::idempotency::IdempotencyStore::new(client.clone(), fleet.clone()),
+                outbox: stack.outbox(),
             },
             get: get_inspection::State { gate: stack.gate(), inspections: InspectionStore::new(client, fleet) },
             stack,

@@ -18,6 +18,7 @@ mod security_doc;
 mod template_policies;
 mod vehicles;
 mod webhook_delivery;
+mod webhook_events;
 mod webhook_poller;
 mod webhook_routes;
 mod webhook_store;

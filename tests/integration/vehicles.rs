@@ -39,9 +39,18 @@ impl Vehicles {
                 cursors: fleetgate_api::cursor_keys::CursorKeys::fixed("test-secret"),
             },
             get: get_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
-            create: create_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store(), idempotency },
-            update: update_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
-            patch: patch_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store() },
+            create: create_vehicle::State {
+                gate: stack.gate(),
+                vehicles: stack.vehicle_store(),
+                idempotency,
+                outbox: stack.outbox(),
+            },
+            update: update_vehicle::State {
+                gate: stack.gate(),
+                vehicles: stack.vehicle_store(),
+                outbox: stack.outbox(),
+            },
+            patch: patch_vehicle::State { gate: stack.gate(), vehicles: stack.vehicle_store(), outbox: stack.outbox() },
             stack,
         }
     }

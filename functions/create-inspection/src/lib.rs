@@ -1,6 +1,8 @@
 //! `POST /inspections`: submits an inspection of a vehicle against a template of
 //! the caller's tenant. The server derives `outcome` and `defects`, records the
 //! template version and the submitting key. `Idempotency-Key` makes retries safe.
+//! Emits `inspection.created`, and `inspection.failed` when the outcome is fail,
+//! in the submission's own transaction (a replay emits nothing new).
 
 use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
@@ -10,14 +12,17 @@ use fleetgate_api::http::{Call, Gate, json_response, serve, set_location};
 use fleetgate_api::idempotency::{Begin, IdempotencyStore};
 use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp};
-use fleetgate_fleet::inspections::{InspectionStore, Submission};
+use fleetgate_fleet::inspections::{InspectionStore, Outcome, Submission};
 use fleetgate_scopes::routes;
+use fleetgate_webhooks::events::{EventType, Outbox};
 
 /// What the function keeps across invocations.
 pub struct State {
     pub gate: Gate,
     pub inspections: InspectionStore,
     pub idempotency: IdempotencyStore,
+    /// Where `inspection.created` (and `inspection.failed`) go, in the submission's transaction.
+    pub outbox: Outbox,
 }
 
 impl State {
@@ -27,6 +32,7 @@ impl State {
             gate: Gate::from_env(&client, &routes::CREATE_INSPECTION)?,
             inspections: InspectionStore::from_env(client.clone())?,
             idempotency: IdempotencyStore::from_env(client)?,
+            outbox: Outbox::from_env()?,
         })
     }
 }
@@ -73,6 +79,11 @@ async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Re
     let mut response = json_response(StatusCode::CREATED, &inspection)?;
     set_location(&mut response, &req, &inspection.id);
     let mut extra = vec![state.gate.audit_success(&call, &inspection.id)?];
+    let events: &[EventType] = match inspection.outcome {
+        Outcome::Fail => &[EventType::InspectionCreated, EventType::InspectionFailed],
+        Outcome::Pass => &[EventType::InspectionCreated],
+    };
+    extra.extend(state.outbox.items(tenant, events, &inspection, now)?);
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);
     }

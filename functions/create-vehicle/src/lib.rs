@@ -1,5 +1,6 @@
 //! `POST /vehicles`: adds a vehicle to the caller's fleet. VINs are unique per
-//! tenant; `Idempotency-Key` makes retries safe.
+//! tenant; `Idempotency-Key` makes retries safe (a replay emits no second
+//! `vehicle.created`: the event is written in the create's own transaction).
 
 use http::StatusCode;
 use lambda_http::{Body, Error, Request, Response};
@@ -10,12 +11,15 @@ use fleetgate_api::input::json_body;
 use fleetgate_api::{ApiError, Timestamp};
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, vehicle_response};
 use fleetgate_scopes::routes;
+use fleetgate_webhooks::events::{EventType, Outbox};
 
 /// What the function keeps across invocations.
 pub struct State {
     pub gate: Gate,
     pub vehicles: VehicleStore,
     pub idempotency: IdempotencyStore,
+    /// Where the `vehicle.created` event goes, in the create's transaction.
+    pub outbox: Outbox,
 }
 
 impl State {
@@ -25,6 +29,7 @@ impl State {
             gate: Gate::from_env(&client, &routes::CREATE_VEHICLE)?,
             vehicles: VehicleStore::from_env(client.clone())?,
             idempotency: IdempotencyStore::from_env(client)?,
+            outbox: Outbox::from_env()?,
         })
     }
 }
@@ -47,6 +52,7 @@ async fn create_vehicle(state: &State, call: Call, req: Request) -> Result<Respo
     let mut response = vehicle_response(StatusCode::CREATED, &vehicle)?;
     set_location(&mut response, &req, &vehicle.id);
     let mut extra = vec![state.gate.audit_success(&call, &vehicle.id)?];
+    extra.extend(state.outbox.items(&call.auth.tenant_id, &[EventType::VehicleCreated], &vehicle, now)?);
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);
     }

@@ -11,6 +11,7 @@ use fleetgate_api::http::{Call, Gate, serve};
 use fleetgate_api::input::{json_body, media_type};
 use fleetgate_fleet::vehicles::{Vehicle, VehicleInput, VehicleStore, path_vehicle_id, update_from_request};
 use fleetgate_scopes::routes;
+use fleetgate_webhooks::events::Outbox;
 
 /// The media types a patch may come in: JSON Patch (RFC 6902) is another format.
 const ACCEPTED: &str = "application/merge-patch+json (or application/json)";
@@ -19,12 +20,18 @@ const ACCEPTED: &str = "application/merge-patch+json (or application/json)";
 pub struct State {
     pub gate: Gate,
     pub vehicles: VehicleStore,
+    /// Where the `vehicle.updated` event goes, in the update's transaction.
+    pub outbox: Outbox,
 }
 
 impl State {
     pub async fn from_env() -> Result<State, Error> {
         let client = fleetgate_api::dynamo::client();
-        Ok(State { gate: Gate::from_env(&client, &routes::PATCH_VEHICLE)?, vehicles: VehicleStore::from_env(client)? })
+        Ok(State {
+            gate: Gate::from_env(&client, &routes::PATCH_VEHICLE)?,
+            vehicles: VehicleStore::from_env(client)?,
+            outbox: Outbox::from_env()?,
+        })
     }
 }
 
@@ -40,5 +47,5 @@ async fn patch_vehicle(state: &State, call: Call, req: Request) -> Result<Respon
     }
     let patch = json_body(&req)?;
     let apply = |stored: &Vehicle, now| VehicleInput::parse_merge_patch(&patch, now, stored);
-    update_from_request(&state.vehicles, &state.gate, &call, &req, &id, "patched", apply).await
+    update_from_request(&state.vehicles, &state.gate, &state.outbox, &call, &req, &id, "patched", apply).await
 }

@@ -60,6 +60,9 @@ pub enum Command {
     /// Tenants: create, list, show, and cap a fleet's keys together.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Webhooks: `listen` runs a local receiver that verifies and prints deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print a completion script: `source <(fleetgate completions bash)`.
     Completions {
         #[arg(value_enum)]
@@ -270,4 +273,26 @@ pub enum TenantsCommand {
         #[arg(long, value_name = "N/second|none", value_parser = rate_or_lift("none"))]
         rate: Lift<RateLimit>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Receive webhook deliveries on 127.0.0.1 (like `stripe listen`): each is checked
+    /// against the endpoint's secret (Standard Webhooks) and printed. Point an endpoint
+    /// at http://127.0.0.1:PORT/ (the local stack allows http to loopback only).
+    Listen(ListenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The port to listen on (127.0.0.1 only).
+    #[arg(long, value_name = "PORT", default_value_t = 8787)]
+    pub port: u16,
+    /// The endpoint's signing secret (`whsec_…`, from POST /webhooks or rotate-secret).
+    /// Deliveries that do not verify are answered 401; without a secret nothing is verified.
+    #[arg(long, value_name = "whsec_…", env = "FLEETGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Stop after this many deliveries (default: run until interrupted).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod listen;
 pub mod render;
 pub mod target;
 
@@ -17,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use cli::{
     AuditArgs, Cli, Command, CreateKey, KeysCommand, Lift, RestrictKey, Shell, TemplatesCommand, TenantsCommand,
+    WebhooksCommand,
 };
 pub use error::CliError;
 use target::Provisioner;
@@ -35,6 +37,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         clap_complete::generate(shell, &mut Cli::command(), "fleetgate", out);
         return Ok(());
     }
+    // The receiver talks to no provisioner.
+    if let Command::Webhooks(WebhooksCommand::Listen(args)) = cli.command {
+        return listen::listen(args, cli.json, out).await;
+    }
     let provisioner = Provisioner::connect(&cli.target).await?;
     let session = Session {
         provisioner,
@@ -50,7 +56,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Templates(command) => session.templates(command).await?,
         Command::Tenants(command) => session.tenants(command).await?,
         Command::Audit(args) => return session.audit(args, out).await,
-        Command::Completions { .. } => unreachable!("answered above"),
+        Command::Completions { .. } | Command::Webhooks(_) => unreachable!("answered above"),
     };
     write(out, &shown)
 }

@@ -342,3 +342,67 @@ fn completions_are_printed_for_each_shell() {
         assert!(output.status.success() && script.contains(marker) && script.contains("revoke"), "{shell}");
     }
 }
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn webhooks_listen_verifies_each_delivery_answers_as_a_receiver_and_prints_it() {
+    use fleetgate_webhooks::signing::{Secret, signature_header};
+    let secret = Secret::generate();
+    let port = free_port();
+    let listener = Process::new(assert_cmd::cargo::cargo_bin("fleetgate"))
+        .args(["--json", "webhooks", "listen", "--port", &port.to_string(), "--count", "3"])
+        .env("FLEETGATE_WEBHOOK_SECRET", secret.reveal())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let http = reqwest::blocking::Client::new();
+    let body = r#"{"type":"inspection.failed","timestamp":"2026-12-07T10:00:00Z","data":{"id":"insp_1"}}"#;
+    let now = fleetgate_api::Timestamp::now().unix_seconds();
+    let send = |signed_with: &Secret| {
+        let started = Instant::now();
+        loop {
+            let sent = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", "evt_1")
+                .header("webhook-timestamp", now.to_string())
+                .header("webhook-signature", signature_header(&[signed_with], "evt_1", now, body.as_bytes()))
+                .body(body)
+                .send();
+            match sent {
+                Ok(response) => return response.status().as_u16(),
+                Err(_) if started.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(100)),
+                Err(err) => panic!("the listener never answered: {err}"),
+            }
+        }
+    };
+    assert_eq!(send(&secret), 204, "a delivery signed with the endpoint's secret");
+    assert_eq!(send(&Secret::generate()), 401, "signed with another secret");
+    let unsigned = http.post(&url).body("{}").send().unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401, "no signature headers at all");
+    // --count 3: it stops by itself.
+    let output = listener.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdicts: Vec<(Value, Value)> = lines.iter().map(|l| (l["verified"].clone(), l["status"].clone())).collect();
+    assert_eq!(
+        verdicts,
+        [
+            (Value::Bool(true), Value::from(204)),
+            (Value::Bool(false), Value::from(401)),
+            (Value::Bool(false), Value::from(401))
+        ]
+    );
+    assert_eq!(lines[0]["payload"]["data"]["id"], "insp_1");
+    assert_eq!(lines[0]["webhook_id"], "evt_1");
+    assert!(lines[2]["refusal"].as_str().unwrap().contains("webhook-id"), "{}", lines[2]);
+    let all = serde_json::to_string(&lines).unwrap();
+    assert!(!all.contains(&secret.reveal()), "the secret is never printed");
+}

@@ -20,6 +20,7 @@ use fleetgate_api::input::{Fields, integer, text};
 use fleetgate_api::list::{Position, query_page, tenant_prefix_query};
 use fleetgate_api::{Timestamp, ids};
 use fleetgate_scopes::TenantId;
+use fleetgate_webhooks::events::{EventType, Outbox};
 
 use crate::table::{self, GSI1, Index};
 
@@ -464,14 +465,15 @@ impl VehicleStore {
     /// it matches the stored version (else 412, checked before `change`'s validation);
     /// without, the write is still conditioned on the version read, and a lost race
     /// re-reads and re-applies `change`, so a PATCH never undoes a concurrent write
-    /// to other fields. `audit` is written in the same transaction.
+    /// to other fields. `extra(next)` (audit, the change's events) is written in the
+    /// same transaction.
     pub async fn update(
         &self,
         tenant: &TenantId,
         id: &str,
         if_match: Option<&IfMatch>,
         change: impl Fn(&Vehicle) -> Result<VehicleInput, ApiError>,
-        audit: TransactWriteItem,
+        extra: impl Fn(&Vehicle) -> Result<Vec<TransactWriteItem>, DbError>,
     ) -> Result<Vehicle, WriteError> {
         for _ in 0..=CONFLICT_RETRIES {
             let current = self.get(tenant, id).await?.ok_or(WriteError::NotFound)?;
@@ -485,8 +487,9 @@ impl VehicleStore {
                 items.push(self.release_vin(tenant, &current)?);
                 items.push(self.claim_vin(tenant, &next)?);
             }
-            items.push(audit.clone());
-            let duplicate_at = items.len() - 2;
+            // The VIN claim, when there is one, is the last item before the extra ones.
+            let duplicate_at = items.len() - 1;
+            items.extend(extra(&next)?);
             let vin_changed = next.vin != current.vin;
             let result = self
                 .write(items, |err| {
@@ -588,11 +591,13 @@ pub fn path_vehicle_id(req: &lambda_http::Request) -> Result<String, ApiError> {
 
 /// `PUT` and `PATCH /vehicles/{id}` alike, for the `id` of [`path_vehicle_id`]: `If-Match`, the update
 /// with `change` (the request's body turned into the new writable fields against
-/// the stored vehicle), its audit record in the same transaction, and the answer
-/// with the new `ETag`. `action` names the change in the log.
+/// the stored vehicle), its audit record and its `vehicle.updated` event in the
+/// same transaction, and the answer with the new `ETag`. `action` names the change in the log.
+#[allow(clippy::too_many_arguments)]
 pub async fn update_from_request(
     store: &VehicleStore,
     gate: &fleetgate_api::http::Gate,
+    outbox: &Outbox,
     call: &fleetgate_api::http::Call,
     req: &lambda_http::Request,
     id: &str,
@@ -602,8 +607,14 @@ pub async fn update_from_request(
     let if_match = request_if_match(req.headers())?;
     let audit = gate.audit_success(call, id)?;
     let now = Timestamp::now();
+    let tenant = &call.auth.tenant_id;
     let apply = |stored: &Vehicle| change(stored, now);
-    let vehicle = store.update(&call.auth.tenant_id, id, if_match.as_ref(), apply, audit).await?;
+    let extra = |next: &Vehicle| {
+        let mut items = vec![audit.clone()];
+        items.extend(outbox.items(tenant, &[EventType::VehicleUpdated], next, now)?);
+        Ok(items)
+    };
+    let vehicle = store.update(tenant, id, if_match.as_ref(), apply, extra).await?;
     tracing::info!(vehicle_id = %vehicle.id, version = vehicle.version, action, "vehicle updated");
     vehicle_response(http::StatusCode::OK, &vehicle)
 }

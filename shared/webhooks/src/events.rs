@@ -160,6 +160,46 @@ struct OutboxRecord {
 /// The sort-key prefix of outbox items (what the dispatcher's stream filter selects).
 pub const OUTBOX_PREFIX: &str = "event#";
 
+/// Where a write puts the events it causes: the fleet table (`FLEET_TABLE`), whose
+/// stream is the outbox. Every vehicle and inspection write emits its events,
+/// whether or not the tenant has an endpoint yet: reading the endpoints first
+/// would cost a round trip on every write and race an endpoint being created.
+/// Cost per write: one more item (two for a failed inspection) in the write's own
+/// transaction, no extra round trip; the items expire after three days.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    table: String,
+}
+
+impl Outbox {
+    pub fn new(table: String) -> Outbox {
+        Outbox { table }
+    }
+
+    pub fn from_env() -> Result<Outbox, fleetgate_api::dynamo::ConfigError> {
+        Ok(Outbox::new(fleetgate_api::dynamo::env_var("FLEET_TABLE")?))
+    }
+
+    /// The outbox items announcing `events` about `data` (the resource exactly as the
+    /// API returns it), for the transaction that makes the change.
+    pub fn items(
+        &self,
+        tenant: &TenantId,
+        events: &[EventType],
+        data: &impl Serialize,
+        now: Timestamp,
+    ) -> Result<Vec<TransactWriteItem>, DbError> {
+        let data = serde_json::to_value(data).map_err(|e| DbError::Failed(Box::new(e)))?;
+        events
+            .iter()
+            .map(|event_type| {
+                let event = Event::new(*event_type, &data, now).map_err(|e| DbError::Failed(Box::new(e)))?;
+                event.outbox_item(&self.table, tenant)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
