@@ -10,6 +10,7 @@ use fleetgate_scopes::{ROUTES, Route, Scope};
 use crate::helpers::{Req, TestStack, body_json, header};
 use crate::inspections::{Inspections, inspection};
 use crate::vehicles::{Vehicles, truck};
+use crate::webhook_routes::{Webhooks, on_id};
 
 /// Every active scope except `missing` and those that imply it (write implies read).
 fn all_but(missing: Scope) -> String {
@@ -22,8 +23,32 @@ fn all_but(missing: Scope) -> String {
 }
 
 /// Calls `route`'s own handler with a valid request and a key holding `scopes`.
-async fn call(route: &Route, scopes: &str, vehicles: &Vehicles, inspections: &Inspections) -> Response<Body> {
+async fn call(
+    route: &Route,
+    scopes: &str,
+    vehicles: &Vehicles,
+    inspections: &Inspections,
+    webhooks: &Webhooks,
+) -> Response<Body> {
     let context = |stack: &TestStack| stack.key_context(scopes);
+    let unknown_webhook = "whk_00000000000000000000000000";
+    // The webhook routes by the name `Webhooks::call` knows them by. A create with an
+    // empty body: with only webhooks:manage every subscription would be refused (403) for
+    // want of a read scope, so the request that gets past the route's check is a 422.
+    let webhook = match route.function {
+        "create-webhook" => Some(("create", Req::new("POST", "/webhooks").json(&json!({})))),
+        "list-webhooks" => Some(("list", Req::new("GET", "/webhooks"))),
+        "get-webhook" => Some(("get", on_id("GET", unknown_webhook, ""))),
+        "update-webhook" => Some(("update", on_id("PUT", unknown_webhook, "").json(&json!({})))),
+        "delete-webhook" => Some(("delete", on_id("DELETE", unknown_webhook, ""))),
+        "rotate-webhook-secret" => Some(("rotate", on_id("POST", unknown_webhook, "/rotate-secret"))),
+        "test-webhook" => Some(("test", on_id("POST", unknown_webhook, "/test"))),
+        "list-webhook-deliveries" => Some(("deliveries", on_id("GET", unknown_webhook, "/deliveries"))),
+        _ => None,
+    };
+    if let Some((name, req)) = webhook {
+        return webhooks.call(scopes, req, name).await;
+    }
     match route.function {
         "list-vehicles" => {
             list_vehicles::handler(&vehicles.list, Req::new("GET", "/vehicles").build(Some(&context(&vehicles.stack))))
@@ -75,19 +100,20 @@ async fn call(route: &Route, scopes: &str, vehicles: &Vehicles, inspections: &In
 async fn each_handler_refuses_a_key_lacking_exactly_its_routes_scope() {
     let vehicles = Vehicles::on(TestStack::new().await);
     let inspections = Inspections::on(TestStack::new().await);
+    let webhooks = Webhooks::on(TestStack::new().await, 20);
     for route in ROUTES {
         let Some(required) = route.required_scope else {
             // `/me` needs no scope: a key with none at all... has at least one; the narrowest will do.
-            let response = call(&route, "vehicles:read", &vehicles, &inspections).await;
+            let response = call(&route, "vehicles:read", &vehicles, &inspections, &webhooks).await;
             assert_eq!(response.status(), 200, "{}", route.describe());
             continue;
         };
-        let response = call(&route, &all_but(required), &vehicles, &inspections).await;
+        let response = call(&route, &all_but(required), &vehicles, &inspections, &webhooks).await;
         assert_eq!(response.status(), 403, "{}: {:?}", route.describe(), response.body());
         assert_eq!(body_json(&response)["required_scopes"], json!([required.as_str()]), "{}", route.describe());
         assert_eq!(header(&response, "x-accepted-scopes"), Some(required.as_str()), "{}", route.describe());
         // And with the scope the same request gets past the check (whatever it then answers).
-        let allowed = call(&route, required.as_str(), &vehicles, &inspections).await;
+        let allowed = call(&route, required.as_str(), &vehicles, &inspections, &webhooks).await;
         assert_ne!(allowed.status(), 403, "{} with {required}", route.describe());
     }
 }

@@ -20,7 +20,7 @@ const MANAGER: &str = "webhooks:manage inspections:read";
 const READ_ONLY: &str = "vehicles:read inspections:read";
 
 /// The eight webhook functions, wired to one test stack.
-struct Webhooks {
+pub(crate) struct Webhooks {
     stack: TestStack,
     create: create_webhook::State,
     list: list_webhooks::State,
@@ -38,7 +38,7 @@ impl Webhooks {
         Webhooks::on(TestStack::new().await, max)
     }
 
-    fn on(stack: TestStack, max: u32) -> Webhooks {
+    pub(crate) fn on(stack: TestStack, max: u32) -> Webhooks {
         let endpoints = EndpointStore::new(stack.client.clone(), stack.tables.fleet.clone(), max);
         let idempotency =
             fleetgate_api::idempotency::IdempotencyStore::new(stack.client.clone(), stack.tables.fleet.clone());
@@ -82,7 +82,7 @@ impl Webhooks {
     }
 
     /// Sends `req` with a key of `scopes` to the function `route` names.
-    async fn call(&self, scopes: &str, req: Req, route: &str) -> Response<Body> {
+    pub(crate) async fn call(&self, scopes: &str, req: Req, route: &str) -> Response<Body> {
         let req = req.build(Some(&self.stack.key_context(scopes)));
         match route {
             "create" => create_webhook::handler(&self.create, req).await,
@@ -122,7 +122,7 @@ impl Webhooks {
 }
 
 /// A request to `/webhooks/{id}<suffix>`.
-fn on_id(method: &str, id: &str, suffix: &str) -> Req {
+pub(crate) fn on_id(method: &str, id: &str, suffix: &str) -> Req {
     Req::with_id(method, "/webhooks", id).path(&format!("/webhooks/{id}{suffix}"))
 }
 
