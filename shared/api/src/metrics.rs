@@ -27,7 +27,7 @@ pub const MAX_DIMENSIONS: usize = 30;
 
 /// Every metric the code emits, with its dimension keys: the template's alarms
 /// and dashboard may name these (a test reads both), and nothing else of ours.
-pub const CATALOG: [(&str, &[&str]); 11] = [
+pub const CATALOG: [(&str, &[&str]); 13] = [
     ("Requests", &["function", "route", "status_class"]),
     ("Latency", &["function", "route", "status_class"]),
     ("Refusals", &["route", "reason"]),
@@ -39,6 +39,8 @@ pub const CATALOG: [(&str, &[&str]); 11] = [
     ("AuthFailures", &["function", "reason"]),
     ("DynamoErrors", &["operation", "kind"]),
     ("ProvisionerActions", &["action", "outcome"]),
+    ("WebhookDeliveries", &["outcome"]),
+    ("WebhookDeliveryLatency", &["outcome"]),
 ];
 
 /// A document counting one `metric` under `dimensions`.

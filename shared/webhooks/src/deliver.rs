@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use fleetgate_api::Timestamp;
 use fleetgate_api::dynamo::DbError;
+use fleetgate_api::metrics::{MetricsDoc, Unit};
 use fleetgate_scopes::TenantId;
 
 use crate::deliveries::{DeliveryAttempt, DeliveryLog};
@@ -16,6 +17,25 @@ use crate::schedule::{DISABLE_AFTER, RetrySchedule, Verdict, retry_after, verdic
 use crate::sender::Sender;
 use crate::signing::signature_header;
 use crate::store::{EndpointStore, EndpointWriteError};
+
+/// An attempt as metrics: `WebhookDeliveries` and `WebhookDeliveryLatency` by
+/// `outcome` (delivered, retrying, given_up, gone); the tenant, endpoint and event
+/// travel as properties, never dimensions.
+pub fn attempt_metrics(outcome: &str, attempt: &DeliveryAttempt, tenant: &TenantId) -> MetricsDoc {
+    let mut doc = MetricsDoc::new();
+    doc.record(
+        &[("outcome", outcome)],
+        &[
+            ("WebhookDeliveries", Unit::Count, 1.0),
+            ("WebhookDeliveryLatency", Unit::Milliseconds, attempt.latency_ms as f64),
+        ],
+    )
+    .property("tenant_id", tenant.as_str())
+    .property("endpoint_id", &attempt.endpoint_id)
+    .property("event_id", &attempt.event_id)
+    .property("event_type", attempt.event_type.as_str());
+    doc
+}
 
 /// What happens to the message after an attempt.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -102,6 +122,13 @@ impl Deliverer {
             next_attempt_at,
         };
         self.log.record(&tenant, &record).await?;
+        let label = match (judged, outcome) {
+            (Verdict::Delivered, _) => "delivered",
+            (Verdict::Gone, _) => "gone",
+            (Verdict::Failed, Outcome::GiveUp) => "given_up",
+            (Verdict::Failed, _) => "retrying",
+        };
+        attempt_metrics(label, &record, &tenant).emit();
         tracing::info!(
             endpoint_id = %record.endpoint_id, event_id = %record.event_id, attempt, status = record.status,
             latency_ms = record.latency_ms, outcome = ?outcome, "webhook attempt"
@@ -116,5 +143,35 @@ impl Deliverer {
             }
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventType;
+
+    #[test]
+    fn an_attempt_is_a_valid_catalogued_emf_document_with_ids_as_properties_only() {
+        let attempt = DeliveryAttempt {
+            id: DeliveryAttempt::new_id(),
+            endpoint_id: "whk_1".into(),
+            event_id: "evt_1".into(),
+            event_type: EventType::InspectionFailed,
+            attempt: 2,
+            attempted_at: Timestamp::now(),
+            status: Some(503),
+            latency_ms: 41,
+            delivered: false,
+            answer: String::new(),
+            next_attempt_at: None,
+        };
+        let doc = attempt_metrics("retrying", &attempt, &TenantId::parse("acme").unwrap()).to_json(1);
+        fleetgate_api::metrics::validate(&doc).unwrap();
+        fleetgate_api::metrics::catalogued(&doc).unwrap();
+        assert_eq!((doc["outcome"].as_str(), doc["WebhookDeliveryLatency"].as_f64()), (Some("retrying"), Some(41.0)));
+        let dimensions = &doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+        assert_eq!(dimensions, &serde_json::json!([["outcome"]]), "tenant and endpoint are never dimensions");
+        assert_eq!(doc["tenant_id"], "acme");
     }
 }
