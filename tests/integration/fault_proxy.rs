@@ -25,7 +25,7 @@ pub enum Fault {
     /// Every TransactWriteItems is cancelled with `ThrottlingError` (DynamoDB's answer
     /// when an item's table or index is over capacity); other requests pass.
     ThrottledTransactions,
-    /// Requests whose `X-Amz-Target` names `operation` reach DynamoDB, but the
+    /// Requests whose `X-Amz-Target` names `operation` (of DynamoDB or SQS) reach the emulator, but the
     /// next `count` of their answers are lost (the connection drops instead).
     LoseAnswers { operation: &'static str, count: usize },
 }
@@ -325,7 +325,8 @@ async fn throttle_transactions(inbound: TcpStream, outbound: TcpStream) {
 async fn lose_answers(inbound: TcpStream, outbound: TcpStream, operation: &str, to_lose: Arc<Mutex<usize>>) {
     let (mut client_read, mut client_write) = inbound.into_split();
     let (mut upstream_read, mut upstream_write) = outbound.into_split();
-    let target = format!("DynamoDB_20120810.{operation}\r\n");
+    // `DynamoDB_20120810.GetItem`, `AmazonSQS.SendMessageBatch`: the emulator serves both on one port.
+    let target = format!(".{operation}\r\n");
     let (doomed_tx, doomed_rx) = watch::channel(false);
     let requests = async {
         let mut buffer = vec![0u8; 64 * 1024];

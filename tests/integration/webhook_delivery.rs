@@ -24,6 +24,7 @@ use fleetgate_webhooks::signing::Secret;
 use fleetgate_webhooks::store::{EndpointStore, ROTATION_OVERLAP_SECONDS};
 use fleetgate_webhooks::target_url::UrlPolicy;
 
+use crate::fault_proxy::{Fault, FaultProxy};
 use crate::helpers::{TestStack, endpoint as emulator, read_http_request};
 
 const LOCAL: UrlPolicy = UrlPolicy { allow_loopback: true };
@@ -427,6 +428,93 @@ async fn the_dispatcher_function_takes_outbox_inserts_from_a_stream_batch_and_re
     // A queue that does not exist: the outbox record is reported, so Lambda retries from it.
     let missing = format!("{}/000000000000/no-such-queue", emulator());
     assert_eq!(invoke(dispatcher(&missing)).await, json!({"batchItemFailures": [{"itemIdentifier": "102"}]}));
+}
+
+/// A stream batch of outbox inserts, in the shape Lambda hands the dispatcher.
+fn stream_batch(stack: &TestStack, tenant: &TenantId, events: &[Event]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(n, event)| {
+            let put = event.outbox_item(&stack.tables.fleet, tenant).unwrap().put.unwrap();
+            let image = serde_json::to_value(serde_dynamo::Item::from(put.item().clone())).unwrap();
+            json!({
+                "eventID": format!("{n}"), "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+                             "SequenceNumber": format!("{}", 200 + n), "SizeBytes": 100, "StreamViewType": "NEW_IMAGE",
+                             "ApproximateCreationDateTime": 1.7e9},
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/fleet/stream/2026"
+            })
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+#[tokio::test]
+async fn an_emulator_outage_during_dispatch_loses_no_event() {
+    let fixture = Fixture::new().await;
+    for n in 0..2 {
+        fixture.endpoint(&format!("http://127.0.0.1:9/hooks/{n}"), &["vehicle.created"], &Secret::generate()).await;
+    }
+    let direct = fleetgate_webhooks::queue::local_client(&emulator());
+    let queue_url = queue(&direct, &format!("outage-{}", fixture.stack.tenant)).await;
+    // The dispatcher reaches DynamoDB and SQS through one proxy that breaks on command.
+    let proxy = FaultProxy::start(&emulator()).await;
+    let state = webhook_dispatcher::State {
+        dispatcher: Dispatcher {
+            endpoints: EndpointStore::new(
+                crate::helpers::local_client(&proxy.endpoint),
+                fixture.stack.tables.fleet.clone(),
+                20,
+            ),
+            sqs: fleetgate_webhooks::queue::local_client(&proxy.endpoint),
+            queue_url: queue_url.clone(),
+        },
+    };
+    let events: Vec<Event> = (0..3)
+        .map(|n| Event::new(EventType::VehicleCreated, &json!({"id": format!("veh_{n}")}), Timestamp::now()).unwrap())
+        .collect();
+    let batch = stream_batch(&fixture.stack, &fixture.tenant, &events);
+    let invoke = || async {
+        let event = serde_json::from_value(batch.clone()).unwrap();
+        let answer = webhook_dispatcher::handler(&state, lambda_runtime::LambdaEvent::new(event, Default::default()));
+        serde_json::to_value(answer.await.unwrap()).unwrap()
+    };
+    // The emulator away: the whole batch is reported from its first record, so Lambda
+    // (locally, the poller) hands it over again.
+    proxy.set(Fault::Down).await;
+    assert_eq!(invoke().await, json!({"batchItemFailures": [{"itemIdentifier": "200"}]}));
+    // Back, but the answer to the first event's SendMessageBatch is lost after SQS
+    // queued it: the SDK cannot know whether it went through and sends it again. At
+    // least once: a duplicate with the same webhook-id, never a loss.
+    proxy.set(Fault::LoseAnswers { operation: "SendMessageBatch", count: 1 }).await;
+    assert_eq!(invoke().await, json!({"batchItemFailures": []}));
+    assert_eq!(proxy.answers_left_to_lose(), 0, "the fault struck");
+
+    let mut queued: Vec<(String, String)> = Vec::new();
+    loop {
+        let received = direct
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let message: DeliveryMessage = serde_json::from_str(message.body().unwrap()).unwrap();
+            queued.push((message.event_id, message.endpoint_id));
+        }
+    }
+    let distinct: std::collections::BTreeSet<_> = queued.iter().cloned().collect();
+    assert_eq!(distinct.len(), 6, "every event for each of the two endpoints: {queued:?}");
+    assert_eq!(queued.len(), 8, "the first event's two messages twice (its answer was lost), no more: {queued:?}");
 }
 
 #[tokio::test]
