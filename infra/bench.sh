@@ -5,6 +5,7 @@
 # docs/benchmarks.md, docs/benchmarks.json and docs/cold-start.svg.
 #   BENCH_ARM64=0               skip the arm64 build (sizes then show "–")
 #   BENCH_COLD_STARTS=30 BENCH_WARM_INVOCATIONS=1000   (the defaults)
+#   BENCH_DELIVERY_SAMPLES=100  webhook deliveries timed end to end on the local stack (0: skip)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap stop_started EXIT
@@ -76,3 +77,18 @@ done
 step "measuring (cold starts, warm invocations, RSS, connections)"
 BENCH_DYNAMODB_URL="http://127.0.0.1:$EMULATOR_PORT" BENCH_PYTHON="$root/.tools/venv-bench/bin/python" \
   BENCH_RELEASE_DIR="$release_dir" BENCH_SIZES="$sizes_file" "$target_dir/release/bench"
+
+if [ "${BENCH_DELIVERY_SAMPLES:-100}" != 0 ]; then
+  # The webhook pipeline end to end: the stack as make dev runs it (debug builds under
+  # cargo lambda watch, the local gateway with its poller), on ports of its own.
+  API_PORT=${BENCH_API_PORT:-9200}
+  FUNCTIONS_PORT=${BENCH_FUNCTIONS_PORT:-9201}
+  step "webhook delivery latency through the local stack (gateway :$API_PORT, functions :$FUNCTIONS_PORT)"
+  cargo build --workspace --bins
+  export_local_aws_env "$EMULATOR_PORT" "$API_PORT"
+  cargo run --quiet --bin local-stack -- tables
+  start_watch_background "$FUNCTIONS_PORT" --ignore-changes
+  wait_for_port "$FUNCTIONS_PORT" 60 "cargo lambda watch"
+  start_gateway "$API_PORT" "$FUNCTIONS_PORT"
+  "$target_dir/release/bench" delivery-latency "http://127.0.0.1:$API_PORT"
+fi

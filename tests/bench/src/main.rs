@@ -6,6 +6,7 @@
 //! Run through infra/bench.sh, which builds the release binaries, measures their
 //! sizes and starts the emulator.
 
+mod delivery;
 mod proxy;
 mod report;
 mod runtime_api;
@@ -40,6 +41,13 @@ const TENANT: &str = "bench";
 /// measure the emulator's partition scan instead of the function.
 const TEMPLATES_TENANT: &str = "bench-templates";
 const CURSOR_SECRET: &str = "bench-cursor-secret";
+/// The webhook subjects' tenants, apart for the same reason: the one the reads
+/// (and the dispatcher) see holds the maximum of 20 endpoints and a page of attempts
+/// and nothing else; the writers write elsewhere.
+const HOOKS_TENANT: &str = "bench-hooks";
+const HOOKS_WRITE_TENANT: &str = "bench-hooks-write";
+const HOOKS_CREATE_TENANT: &str = "bench-hooks-create";
+const HOOKS_DELETE_TENANT: &str = "bench-hooks-delete";
 
 /// What to run and how many times.
 struct Plan {
@@ -61,6 +69,20 @@ struct Seed {
     key_id: String,
     vehicle_id: String,
     inspection_id: String,
+    hooks: HookSeed,
+}
+
+/// What the webhook subjects refer to.
+struct HookSeed {
+    /// In HOOKS_TENANT: subscribed to vehicle.created, with a page of attempts.
+    read_id: String,
+    /// In HOOKS_WRITE_TENANT: replaced, rotated and tested.
+    write: Value,
+    /// Pointed at the bench's receiver (loopback, allowed for the bench only).
+    deliver_id: String,
+    /// One per invocation of delete-webhook (cold starts first, then warm).
+    delete_ids: Vec<String>,
+    queue_url: String,
 }
 
 /// One function under test: how to make its n-th event, and how many DynamoDB
@@ -77,6 +99,12 @@ struct Subject {
 async fn main() -> Result<(), Error> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let root = workspace_root();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("delivery-latency") {
+        let api = args.get(2).ok_or("usage: bench delivery-latency API_URL")?;
+        let out_dir = std::env::var("BENCH_OUT").map_or_else(|_| root.join("docs"), PathBuf::from);
+        return delivery_latency(api, env("BENCH_DELIVERY_SAMPLES", "100").parse()?, &out_dir).await;
+    }
     let plan = Plan {
         cold_starts: env("BENCH_COLD_STARTS", "30").parse()?,
         warm_invocations: env("BENCH_WARM_INVOCATIONS", "1000").parse()?,
@@ -86,7 +114,9 @@ async fn main() -> Result<(), Error> {
         python: std::env::var("BENCH_PYTHON").ok().map(PathBuf::from),
     };
     let client = dynamo_client(&plan.dynamodb);
-    let seed = seed(&client, &plan.dynamodb).await?;
+    let receiver = start_receiver().await?;
+    let mut seed = seed(&client, &plan.dynamodb).await?;
+    seed.hooks = seed_webhooks(&client, &seed, &plan, &receiver).await?;
     let upstream = plan.dynamodb.trim_start_matches("http://").to_owned();
 
     let proxy = CountingProxy::start(upstream.clone()).await?;
@@ -144,6 +174,29 @@ async fn main() -> Result<(), Error> {
     std::fs::write(plan.out_dir.join("benchmarks.md"), &markdown)?;
     std::fs::write(plan.out_dir.join("cold-start.svg"), report.svg())?;
     println!("{markdown}");
+    Ok(())
+}
+
+/// Measures webhook delivery end to end on the running local stack at `api`, writes
+/// `delivery-latency.json` and appends its line to `benchmarks.md` (written just before).
+async fn delivery_latency(api: &str, samples: usize, out_dir: &std::path::Path) -> Result<(), Error> {
+    eprintln!("==> webhook delivery, write to receiver, {samples} samples through the local stack at {api}");
+    let figures = delivery::measure(api, samples).await?;
+    std::fs::create_dir_all(out_dir)?;
+    std::fs::write(out_dir.join("delivery-latency.json"), serde_json::to_string_pretty(&figures)?)?;
+    let line = format!(
+        "\nWebhook delivery end to end on the local stack (`POST /vehicles` through the local gateway until its \
+         signed `vehicle.created` reaches a receiver: stream, poller, webhook-dispatcher, queue, webhook-deliverer; \
+         debug builds under `cargo lambda watch`, as `make dev` runs them; the poller checks every 250 ms, where AWS's \
+         event source mappings poll continuously): p50 {:.0} ms, p99 {:.0} ms over {samples} writes.\n",
+        figures["p50_ms"].as_f64().unwrap_or_default(),
+        figures["p99_ms"].as_f64().unwrap_or_default(),
+    );
+    let markdown = out_dir.join("benchmarks.md");
+    let mut text = std::fs::read_to_string(&markdown).unwrap_or_default();
+    text.push_str(&line);
+    std::fs::write(&markdown, text)?;
+    println!("{line}");
     Ok(())
 }
 
@@ -238,7 +291,127 @@ async fn seed(client: &aws_sdk_dynamodb::Client, emulator: &str) -> Result<Seed,
         key_id: created["key"]["key_id"].as_str().ok_or("no key id")?.to_owned(),
         vehicle_id: vehicle.id,
         inspection_id: inspection.id,
+        hooks: HookSeed {
+            read_id: String::new(),
+            write: Value::Null,
+            deliver_id: String::new(),
+            delete_ids: Vec::new(),
+            queue_url: String::new(),
+        },
     })
+}
+
+/// A receiver for the deliverer's POSTs on 127.0.0.1: answers 204 at once, keep-alive.
+async fn start_receiver() -> Result<String, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?.to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    let empty = http_body_util::Empty::<bytes::Bytes>::new();
+                    Ok::<_, std::convert::Infallible>(hyper::Response::builder().status(204).body(empty).expect("204"))
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    Ok(format!("http://{address}/"))
+}
+
+/// The webhook subjects' endpoints, attempt log and queue.
+async fn seed_webhooks(
+    client: &aws_sdk_dynamodb::Client,
+    seed: &Seed,
+    plan: &Plan,
+    receiver: &str,
+) -> Result<HookSeed, Error> {
+    use fleetgate_webhooks::deliveries::{DeliveryAttempt, DeliveryLog};
+    use fleetgate_webhooks::endpoints::{Endpoint, EndpointInput};
+    use fleetgate_webhooks::signing::Secret;
+    use fleetgate_webhooks::store::EndpointStore;
+    use fleetgate_webhooks::target_url::UrlPolicy;
+
+    let store = EndpointStore::new(client.clone(), seed.tables.fleet.clone(), u32::MAX);
+    let now = Timestamp::now();
+    let endpoint = |url: &str, events: &[&str]| -> Result<Endpoint, Error> {
+        let input = EndpointInput::parse(json!({"url": url, "events": events}), UrlPolicy { allow_loopback: true })?;
+        Ok(Endpoint::create(input, now))
+    };
+    let put = |tenant: &'static str, endpoint: Endpoint| {
+        let store = store.clone();
+        async move {
+            let tenant = TenantId::parse(tenant)?;
+            store.create(&tenant, &endpoint, &Secret::generate(), vec![]).await.map_err(|e| format!("{e:?}"))?;
+            Ok::<_, Error>(endpoint)
+        }
+    };
+    // A fleet at its maximum: the dispatcher reads all 20 per event; one subscribes.
+    let read = put(HOOKS_TENANT, endpoint("https://hooks.example.com/bench", &["vehicle.created"])?).await?;
+    for n in 1..20 {
+        put(HOOKS_TENANT, endpoint(&format!("https://hooks{n}.example.com/bench"), &["inspection.created"])?).await?;
+    }
+    let log = DeliveryLog::new(client.clone(), seed.tables.fleet.clone());
+    for n in 0..LIST_PAGE {
+        let attempt = DeliveryAttempt {
+            id: DeliveryAttempt::new_id(),
+            endpoint_id: read.id.clone(),
+            event_id: format!("evt_bench{n}"),
+            event_type: fleetgate_webhooks::events::EventType::VehicleCreated,
+            attempt: 1,
+            attempted_at: now,
+            status: Some(204),
+            latency_ms: 12,
+            delivered: true,
+            answer: String::new(),
+            next_attempt_at: None,
+        };
+        log.record(&TenantId::parse(HOOKS_TENANT)?, &attempt).await?;
+    }
+    let write = put(HOOKS_WRITE_TENANT, endpoint("https://hooks.example.com/write", &["inspection.failed"])?).await?;
+    let deliver = put(HOOKS_WRITE_TENANT, endpoint(receiver, &["vehicle.created"])?).await?;
+    let mut delete_ids = Vec::new();
+    for n in 0..plan.cold_starts + plan.warm_invocations {
+        let doomed = endpoint(&format!("https://hooks.example.com/delete/{n}"), &["vehicle.created"])?;
+        delete_ids.push(put(HOOKS_DELETE_TENANT, doomed).await?.id);
+    }
+    let sqs = fleetgate_webhooks::queue::local_client(&seed.emulator);
+    let queue = sqs.create_queue().queue_name(format!("bench{}-deliveries", std::process::id())).send().await?;
+    Ok(HookSeed {
+        read_id: read.id,
+        write: serde_json::to_value(&write)?,
+        deliver_id: deliver.id,
+        delete_ids,
+        queue_url: queue.queue_url.ok_or("no queue url")?,
+    })
+}
+
+/// A stream batch of one outbox insert, as Lambda hands it to the dispatcher.
+fn stream_event(fleet_table: &str, tenant: &str) -> Value {
+    use fleetgate_webhooks::events::{Event, EventType};
+    let event = Event::new(EventType::VehicleCreated, &json!({"id": "veh_bench"}), Timestamp::now()).expect("an event");
+    let tenant = TenantId::parse(tenant).expect("valid");
+    let put = event.outbox_item(fleet_table, &tenant).expect("an item").put.expect("a put");
+    let image = serde_json::to_value(serde_dynamo::Item::from(put.item().clone())).expect("JSON");
+    json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image, "SequenceNumber": "100",
+                     "SizeBytes": 300, "StreamViewType": "NEW_IMAGE", "ApproximateCreationDateTime": 1.7e9},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/fleet/stream/2026"}]})
+}
+
+/// An SQS batch of one delivery message, as Lambda hands it to the deliverer.
+fn sqs_event(tenant: &str, endpoint_id: &str, n: usize) -> Value {
+    let body = json!({"tenant_id": tenant, "endpoint_id": endpoint_id, "event_id": format!("evt_bench{n}"),
+                      "event_type": "vehicle.created",
+                      "body": r#"{"type":"vehicle.created","timestamp":"2026-12-07T10:00:00Z","data":{"id":"veh_bench"}}"#});
+    json!({"Records": [{"messageId": format!("m-{n}"), "receiptHandle": format!("rh-{n}"), "body": body.to_string(),
+                        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796600000000",
+                                       "SenderId": "bench", "ApproximateFirstReceiveTimestamp": "1796600000000"},
+                        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:deliveries", "awsRegion": "us-east-1"}]})
 }
 
 fn inspection_body(vehicle_id: &str) -> Value {
@@ -283,11 +456,14 @@ fn rest_event_with(
     query: Option<Value>,
     body: Option<Value>,
 ) -> Value {
+    // Full-fleet, and the webhooks' scope for their routes.
+    let scopes: fleetgate_scopes::ScopeSet =
+        Preset::FullFleet.scopes().iter().chain([fleetgate_scopes::Scope::WebhooksManage]).collect();
     let context = AuthContext::new(
         TenantId::parse(tenant).expect("valid"),
         seed_key_id.to_owned(),
         "bench".into(),
-        Preset::FullFleet.scopes(),
+        scopes,
         Environment::Test,
         None,
     )
@@ -323,6 +499,16 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
                      body: Option<Value>| {
         let key_id = key_id.clone();
         Box::new(move |_: usize| rest_event(TENANT, &key_id, method, path, id.as_deref(), query.clone(), body.clone()))
+            as Box<dyn Fn(usize) -> Value>
+    };
+    let hooks_key = seed.key_id.clone();
+    let hooks_rest = move |tenant: &'static str,
+                           method: &'static str,
+                           path: &'static str,
+                           id: Option<String>,
+                           body: Option<Value>| {
+        let key_id = hooks_key.clone();
+        Box::new(move |_: usize| rest_event(tenant, &key_id, method, path, id.as_deref(), None, body.clone()))
             as Box<dyn Fn(usize) -> Value>
     };
     let authorizer_event = {
@@ -463,6 +649,110 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             event: rest("POST", "/inspections", None, None, Some(inspection_body(&vehicle))),
         },
         Subject {
+            name: "create-webhook".into(),
+            command: binary("create-webhook"),
+            cwd: None,
+            round_trips: 2,
+            event: {
+                let key_id = seed.key_id.clone();
+                let body = json!({"url": "https://hooks.example.com/new", "events": ["inspection.failed"]});
+                Box::new(move |_| {
+                    rest_event(HOOKS_CREATE_TENANT, &key_id, "POST", "/webhooks", None, None, Some(body.clone()))
+                })
+            },
+        },
+        Subject {
+            name: "list-webhooks".into(),
+            command: binary("list-webhooks"),
+            cwd: None,
+            round_trips: 2,
+            event: hooks_rest(HOOKS_TENANT, "GET", "/webhooks", None, None),
+        },
+        Subject {
+            name: "get-webhook".into(),
+            command: binary("get-webhook"),
+            cwd: None,
+            round_trips: 2,
+            event: hooks_rest(HOOKS_TENANT, "GET", "/webhooks", Some(seed.hooks.read_id.clone()), None),
+        },
+        Subject {
+            name: "update-webhook".into(),
+            command: binary("update-webhook"),
+            cwd: None,
+            // The count, the read, the conditional update.
+            round_trips: 3,
+            event: {
+                let mut replacement = seed.hooks.write.clone();
+                for server_owned in ["id", "version", "created_at", "updated_at", "disabled_reason"] {
+                    replacement.as_object_mut().map(|fields| fields.remove(server_owned));
+                }
+                let id = seed.hooks.write["id"].as_str().map(str::to_owned);
+                hooks_rest(HOOKS_WRITE_TENANT, "PUT", "/webhooks", id, Some(replacement))
+            },
+        },
+        Subject {
+            name: "delete-webhook".into(),
+            command: binary("delete-webhook"),
+            cwd: None,
+            round_trips: 2,
+            event: {
+                let (key_id, ids) = (seed.key_id.clone(), seed.hooks.delete_ids.clone());
+                Box::new(move |n| {
+                    let id = ids.get(n).map(String::as_str);
+                    rest_event(HOOKS_DELETE_TENANT, &key_id, "DELETE", "/webhooks", id, None, None)
+                })
+            },
+        },
+        Subject {
+            name: "rotate-webhook-secret".into(),
+            command: binary("rotate-webhook-secret"),
+            cwd: None,
+            round_trips: 3,
+            event: {
+                let id = seed.hooks.write["id"].as_str().map(str::to_owned);
+                hooks_rest(HOOKS_WRITE_TENANT, "POST", "/webhooks", id, None)
+            },
+        },
+        Subject {
+            name: "test-webhook".into(),
+            command: binary("test-webhook"),
+            cwd: None,
+            round_trips: 3,
+            event: {
+                let id = seed.hooks.write["id"].as_str().map(str::to_owned);
+                hooks_rest(HOOKS_WRITE_TENANT, "POST", "/webhooks", id, None)
+            },
+        },
+        Subject {
+            name: "list-webhook-deliveries".into(),
+            command: binary("list-webhook-deliveries"),
+            cwd: None,
+            round_trips: 3,
+            event: hooks_rest(HOOKS_TENANT, "GET", "/webhooks", Some(seed.hooks.read_id.clone()), None),
+        },
+        Subject {
+            name: "webhook-dispatcher".into(),
+            command: binary("webhook-dispatcher"),
+            cwd: None,
+            // The fleet's endpoints (one query), then one SQS SendMessageBatch.
+            round_trips: 2,
+            event: {
+                let fleet = seed.tables.fleet.clone();
+                Box::new(move |_| stream_event(&fleet, HOOKS_TENANT))
+            },
+        },
+        Subject {
+            name: "webhook-deliverer".into(),
+            command: binary("webhook-deliverer"),
+            cwd: None,
+            // The endpoint, the attempt log; the POST to the receiver is not a DynamoDB call.
+            round_trips: 2,
+            event: {
+                let id = seed.hooks.deliver_id.clone();
+                Box::new(move |n| sqs_event(HOOKS_WRITE_TENANT, &id, n))
+            },
+        },
+        Subject {
             name: "provisioner".into(),
             command: binary("provisioner"),
             cwd: None,
@@ -513,6 +803,14 @@ fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> R
         .env("CURSOR_SECRET_ARN", &seed.cursor_secret)
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &seed.emulator)
         .env("FLEETGATE_ENVIRONMENT", "test")
+        // The webhook functions: SQS through the same counting proxy (its time is not
+        // the function's), a fleet maximum the creating subject never meets, and
+        // loopback allowed for the bench's receiver (as the local stack allows it).
+        .env("AWS_ENDPOINT_URL_SQS", format!("http://{dynamodb}"))
+        .env("WEBHOOK_QUEUE_URL", &seed.hooks.queue_url)
+        .env("WEBHOOK_DEAD_LETTER_QUEUE_URL", &seed.hooks.queue_url)
+        .env("WEBHOOK_ENDPOINTS_PER_TENANT", "1000000")
+        .env(fleetgate_webhooks::target_url::ALLOW_LOOPBACK_VAR, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -557,10 +855,12 @@ async fn invoke_once(api: &mut RuntimeApi, request_id: String, payload: String) 
     }
 }
 
-/// A response counts as an error if the function failed or answered a 4xx/5xx.
+/// A response counts as an error if the function failed, answered a 4xx/5xx, or (the
+/// webhook functions) reported a record or message it could not handle.
 fn is_error(body: &str) -> bool {
     let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    value.get("statusCode").and_then(Value::as_u64).is_some_and(|status| status >= 400)
+    let failed_items = value.get("batchItemFailures").and_then(Value::as_array).is_some_and(|items| !items.is_empty());
+    value.get("statusCode").and_then(Value::as_u64).is_some_and(|status| status >= 400) || failed_items
 }
 
 /// One cold start of `subject` (its `n`-th): process start to its first `/next`;
