@@ -38,6 +38,7 @@ cat >&2 <<MSG
 ==> serving http://127.0.0.1:$API_PORT  (routes: see README; admin: target/debug/fleetgate --local --help,
     or the raw provisioner: curl -s -X POST http://127.0.0.1:$API_PORT/2015-03-31/functions/provisioner/invocations \\
       -d '{"action":"list_keys","tenant_id":"demo"}')
-    Ctrl-C stops the emulator, cargo lambda watch and the gateway (local data is not kept).
+    Webhooks: target/debug/fleetgate webhooks listen --secret whsec_… receives on http://127.0.0.1:8787/
+    (README: Webhooks). Ctrl-C stops the emulator, cargo lambda watch and the gateway (local data is not kept).
 MSG
 wait "${started_pids[-1]}"

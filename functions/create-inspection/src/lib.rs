@@ -87,16 +87,8 @@ async fn create_inspection(state: &State, call: Call, req: Request) -> Result<Re
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);
     }
-    match state.inspections.create(tenant, &inspection, extra).await {
-        Ok(()) => {
-            tracing::info!(inspection_id = %inspection.id, outcome = ?inspection.outcome, "inspection recorded");
-            Ok(response)
-        }
-        Err(err) => {
-            if let Some(claim) = claim {
-                state.idempotency.release(claim).await;
-            }
-            Err(err.into())
-        }
-    }
+    let written = state.inspections.create(tenant, &inspection, extra).await;
+    state.idempotency.settle(claim, written).await?;
+    tracing::info!(inspection_id = %inspection.id, outcome = ?inspection.outcome, "inspection recorded");
+    Ok(response)
 }

@@ -56,16 +56,8 @@ async fn create_vehicle(state: &State, call: Call, req: Request) -> Result<Respo
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);
     }
-    match state.vehicles.create(&call.auth.tenant_id, &vehicle, extra).await {
-        Ok(()) => {
-            tracing::info!(vehicle_id = %vehicle.id, "vehicle created");
-            Ok(response)
-        }
-        Err(err) => {
-            if let Some(claim) = claim {
-                state.idempotency.release(claim).await;
-            }
-            Err(err.into())
-        }
-    }
+    let written = state.vehicles.create(&call.auth.tenant_id, &vehicle, extra).await;
+    state.idempotency.settle(claim, written).await?;
+    tracing::info!(vehicle_id = %vehicle.id, "vehicle created");
+    Ok(response)
 }

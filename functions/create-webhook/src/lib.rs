@@ -62,16 +62,8 @@ async fn create_webhook(state: &State, call: Call, req: Request) -> Result<Respo
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);
     }
-    match state.endpoints.create(&call.auth.tenant_id, &endpoint, &secret, extra).await {
-        Ok(()) => {
-            tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
-            Ok(response)
-        }
-        Err(err) => {
-            if let Some(claim) = claim {
-                state.idempotency.release(claim).await;
-            }
-            Err(err.into())
-        }
-    }
+    let written = state.endpoints.create(&call.auth.tenant_id, &endpoint, &secret, extra).await;
+    state.idempotency.settle(claim, written).await?;
+    tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
+    Ok(response)
 }

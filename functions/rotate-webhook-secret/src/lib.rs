@@ -60,16 +60,8 @@ async fn rotate_secret(state: &State, call: Call, req: Request) -> Result<Respon
     if let Some(claim) = &claim {
         extra.push(claim.completion(&response)?);
     }
-    match state.endpoints.rotate_secret(&call.auth.tenant_id, &id, &secret, previous_until, extra).await {
-        Ok(()) => {
-            tracing::info!(endpoint_id = %id, "webhook secret rotated");
-            Ok(response)
-        }
-        Err(err) => {
-            if let Some(claim) = claim {
-                state.idempotency.release(claim).await;
-            }
-            Err(err.into())
-        }
-    }
+    let written = state.endpoints.rotate_secret(&call.auth.tenant_id, &id, &secret, previous_until, extra).await;
+    state.idempotency.settle(claim, written).await?;
+    tracing::info!(endpoint_id = %id, "webhook secret rotated");
+    Ok(response)
 }

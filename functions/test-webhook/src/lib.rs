@@ -78,16 +78,8 @@ async fn send_test(state: &State, call: Call, req: Request) -> Result<Response<B
     if let Some(claim) = &claim {
         items.push(claim.completion(&response)?);
     }
-    match transact_write(&state.client, items).await {
-        Ok(()) => {
-            tracing::info!(endpoint_id = %id, event_id = %event.id, "webhook test event queued");
-            Ok(response)
-        }
-        Err(err) => {
-            if let Some(claim) = claim {
-                state.idempotency.release(claim).await;
-            }
-            Err(err.into())
-        }
-    }
+    let written = transact_write(&state.client, items).await;
+    state.idempotency.settle(claim, written).await?;
+    tracing::info!(endpoint_id = %id, event_id = %event.id, "webhook test event queued");
+    Ok(response)
 }

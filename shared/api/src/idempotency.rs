@@ -237,6 +237,15 @@ impl IdempotencyStore {
         Ok(item.filter(|item| item.expires_at_epoch >= Timestamp::now().unix_seconds()))
     }
 
+    /// Ends the claimed work: when it failed, the claim is released (so a retry can
+    /// do the work again) and the error becomes the answer.
+    pub async fn settle<E: Into<ApiError>>(&self, claim: Option<Claim>, result: Result<(), E>) -> Result<(), ApiError> {
+        if let (Err(_), Some(claim)) = (&result, claim) {
+            self.release(claim).await;
+        }
+        result.map_err(Into::into)
+    }
+
     /// Frees the key after the work failed, so a retry can do it again (only
     /// while the claim is still this request's and unfinished).
     pub async fn release(&self, claim: Claim) {

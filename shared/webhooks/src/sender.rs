@@ -101,9 +101,15 @@ pub struct Attempt {
     pub retry_after: Option<String>,
 }
 
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>;
+
 #[derive(Clone)]
 pub struct Sender {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>,
+    /// Built on the first delivery, not at init: loading the web PKI's roots into
+    /// rustls costs about a millisecond of CPU, which SPEC §7's cold-start bar
+    /// (1.5× a hello-world binary) does not leave.
+    client: std::sync::OnceLock<HttpsClient>,
+    lookup: Lookup,
     policy: UrlPolicy,
     timeout: Duration,
 }
@@ -115,17 +121,23 @@ impl Sender {
 
     /// With another resolver and timeout (tests).
     pub fn with_lookup(policy: UrlPolicy, lookup: Lookup, timeout: Duration) -> Sender {
-        let mut http = HttpConnector::new_with_resolver(CheckedResolver { policy, lookup });
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .expect("ring supports the default TLS versions")
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https);
-        Sender { client, policy, timeout }
+        Sender { client: std::sync::OnceLock::new(), lookup, policy, timeout }
+    }
+
+    fn client(&self) -> &HttpsClient {
+        self.client.get_or_init(|| {
+            let resolver = CheckedResolver { policy: self.policy, lookup: self.lookup.clone() };
+            let mut http = HttpConnector::new_with_resolver(resolver);
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(self.timeout));
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+                .expect("ring supports the default TLS versions")
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http);
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(https)
+        })
     }
 
     /// POSTs `body` to `url` with `headers`, within the attempt timeout.
@@ -159,7 +171,7 @@ impl Sender {
             Err(err) => return failed(format!("refused: {err}")),
         };
         let exchange = async {
-            let response = self.client.request(request).await?;
+            let response = self.client().request(request).await?;
             let status = response.status().as_u16();
             let retry_after =
                 response.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
