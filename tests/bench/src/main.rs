@@ -501,6 +501,8 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
         Box::new(move |_: usize| rest_event(TENANT, &key_id, method, path, id.as_deref(), query.clone(), body.clone()))
             as Box<dyn Fn(usize) -> Value>
     };
+    // The endpoint update-webhook replaces, rotate-webhook-secret rotates and test-webhook tests.
+    let write_id = seed.hooks.write["id"].as_str().map(str::to_owned);
     let hooks_key = seed.key_id.clone();
     let hooks_rest = move |tenant: &'static str,
                            method: &'static str,
@@ -686,8 +688,7 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
                 for server_owned in ["id", "version", "created_at", "updated_at", "disabled_reason"] {
                     replacement.as_object_mut().map(|fields| fields.remove(server_owned));
                 }
-                let id = seed.hooks.write["id"].as_str().map(str::to_owned);
-                hooks_rest(HOOKS_WRITE_TENANT, "PUT", "/webhooks", id, Some(replacement))
+                hooks_rest(HOOKS_WRITE_TENANT, "PUT", "/webhooks", write_id.clone(), Some(replacement))
             },
         },
         Subject {
@@ -708,20 +709,14 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             command: binary("rotate-webhook-secret"),
             cwd: None,
             round_trips: 3,
-            event: {
-                let id = seed.hooks.write["id"].as_str().map(str::to_owned);
-                hooks_rest(HOOKS_WRITE_TENANT, "POST", "/webhooks", id, None)
-            },
+            event: hooks_rest(HOOKS_WRITE_TENANT, "POST", "/webhooks", write_id.clone(), None),
         },
         Subject {
             name: "test-webhook".into(),
             command: binary("test-webhook"),
             cwd: None,
             round_trips: 3,
-            event: {
-                let id = seed.hooks.write["id"].as_str().map(str::to_owned);
-                hooks_rest(HOOKS_WRITE_TENANT, "POST", "/webhooks", id, None)
-            },
+            event: hooks_rest(HOOKS_WRITE_TENANT, "POST", "/webhooks", write_id.clone(), None),
         },
         Subject {
             name: "list-webhook-deliveries".into(),
