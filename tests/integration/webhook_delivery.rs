@@ -270,19 +270,7 @@ async fn an_event_is_queued_once_per_enabled_subscribed_endpoint_of_its_own_tena
         .unwrap();
     assert_eq!(queued, 2);
 
-    let mut messages = Vec::new();
-    while messages.len() < 3 {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .unwrap();
-        let Some(batch) = batch.messages.filter(|m| !m.is_empty()) else { break };
-        messages.extend(batch.into_iter().map(|m| serde_json::from_str::<DeliveryMessage>(m.body().unwrap()).unwrap()));
-    }
+    let messages = queued_messages(&sqs, &queue_url).await;
     let mut got: Vec<(String, String)> = messages.iter().map(|m| (m.endpoint_id.clone(), m.event_id.clone())).collect();
     got.sort();
     let mut expected = vec![(subscribed.id.clone(), created.id.clone()), (elsewhere.id.clone(), test.id.clone())];
@@ -296,6 +284,24 @@ async fn an_event_is_queued_once_per_enabled_subscribed_endpoint_of_its_own_tena
 
 // Receives poll without waiting (`wait_time_seconds(0)`): the emulator serves one
 // request at a time, and a long poll would hold it (and every other test) still.
+
+/// Every message on the queue, received once each (hidden a minute, so none twice).
+async fn queued_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<DeliveryMessage> {
+    let mut messages = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
+        let Some(batch) = received.messages.filter(|m| !m.is_empty()) else { return messages };
+        messages.extend(batch.into_iter().map(|m| serde_json::from_str::<DeliveryMessage>(m.body().unwrap()).unwrap()));
+    }
+}
 
 /// A queue of the emulator's, new for the test.
 async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
@@ -409,16 +415,7 @@ async fn the_dispatcher_function_takes_outbox_inserts_from_a_stream_batch_and_re
         dispatcher: Dispatcher { endpoints: fixture.store.clone(), sqs: sqs.clone(), queue_url: queue_url.to_owned() },
     };
     assert_eq!(invoke(dispatcher(&queue_url)).await, json!({"batchItemFailures": []}));
-    let queued = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(0)
-        .send()
-        .await
-        .unwrap();
-    let queued: Vec<DeliveryMessage> =
-        queued.messages.unwrap().iter().map(|m| serde_json::from_str(m.body().unwrap()).unwrap()).collect();
+    let queued = queued_messages(&sqs, &queue_url).await;
     assert_eq!(
         queued.iter().map(|m| m.event_id.as_str()).collect::<Vec<_>>(),
         [event.id.as_str()],
@@ -492,26 +489,8 @@ async fn an_emulator_outage_during_dispatch_loses_no_event() {
     assert_eq!(invoke().await, json!({"batchItemFailures": []}));
     assert_eq!(proxy.answers_left_to_lose(), 0, "the fault struck");
 
-    let mut queued: Vec<(String, String)> = Vec::new();
-    loop {
-        let received = direct
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .wait_time_seconds(0)
-            .send()
-            .await
-            .unwrap();
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
-        for message in messages {
-            let message: DeliveryMessage = serde_json::from_str(message.body().unwrap()).unwrap();
-            queued.push((message.event_id, message.endpoint_id));
-        }
-    }
+    let queued: Vec<(String, String)> =
+        queued_messages(&direct, &queue_url).await.into_iter().map(|m| (m.event_id, m.endpoint_id)).collect();
     let distinct: std::collections::BTreeSet<_> = queued.iter().cloned().collect();
     assert_eq!(distinct.len(), 6, "every event for each of the two endpoints: {queued:?}");
     assert_eq!(queued.len(), 8, "the first event's two messages twice (its answer was lost), no more: {queued:?}");
