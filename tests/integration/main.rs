@@ -2,6 +2,7 @@
 //! Run them with `make test` (it starts the emulator and sets FLEETGATE_TEST_DYNAMODB_URL).
 
 mod authorizer;
+mod call_time;
 mod cursor_keys;
 mod fault_proxy;
 mod faults;

@@ -5,6 +5,8 @@
 //! failure, so Lambda retries from there (bisecting, up to the mapping's maximum
 //! record age, then its on-failure queue) and nothing after it is lost.
 
+use std::time::Instant;
+
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
@@ -34,6 +36,11 @@ impl State {
 }
 
 pub async fn handler(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
+    fleetgate_api::call_time::measured(dispatch_batch(state, event)).await
+}
+
+async fn dispatch_batch(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
+    let started = Instant::now();
     let mut events = Vec::new();
     for record in event.payload.records {
         let sequence = record.change.sequence_number.clone();
@@ -54,7 +61,10 @@ pub async fn handler(state: &State, event: LambdaEvent<StreamEvent>) -> Result<D
     let batch: Vec<_> = events.iter().map(|(_, tenant, event)| (tenant.clone(), event.clone())).collect();
     match state.dispatcher.dispatch(&batch).await {
         Ok(queued) => {
-            tracing::info!(events = batch.len(), queued, "events dispatched");
+            // With the batch's time and its time in AWS calls, as every API request logs them.
+            let aws_call_ms = fleetgate_api::call_time::so_far().unwrap_or_default().as_secs_f64() * 1000.0;
+            let handler_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(events = batch.len(), queued, handler_ms, aws_call_ms, "events dispatched");
             Ok(DynamoDbEventResponse::default())
         }
         Err((failed_at, err)) => {

@@ -147,7 +147,8 @@ pub fn client() -> Client {
                 .connect_timeout(Duration::from_secs(1))
                 .operation_timeout(Duration::from_secs(3))
                 .build(),
-        );
+        )
+        .interceptor(crate::call_time::AwsCallTimer);
     if let Some(credentials) = dynamo::env_credentials() {
         config = config.credentials_provider(credentials);
     }

@@ -80,6 +80,7 @@ fn config_builder() -> aws_sdk_dynamodb::config::Builder {
         .http_client(https_client())
         .timeout_config(call_timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .interceptor(crate::call_time::AwsCallTimer)
 }
 
 /// The bounds of one AWS call (each attempt, and all of them), for every SDK

@@ -165,6 +165,14 @@ where
     F: FnOnce(Call, Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
+    crate::call_time::measured(serve_request(gate, route, req, handle)).await
+}
+
+async fn serve_request<F, Fut>(gate: &Gate, route: &'static Route, req: Request, handle: F) -> Response<Body>
+where
+    F: FnOnce(Call, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
     let started = Instant::now();
     let request_id = request_id(&req);
     if req.method().as_str() != route.method {
@@ -323,7 +331,7 @@ fn scope_of(err: &ApiError) -> Option<&'static str> {
 static WARM: AtomicBool = AtomicBool::new(false);
 
 /// The request's EMF document (SPEC §9): requests and latency per route and
-/// status class; refusals by reason (403 by scope, 429, 503 among them); idempotent
+/// status class (with the latency's time in AWS calls as a property); refusals by reason (403 by scope, 429, 503 among them); idempotent
 /// replays; limits that could not be counted; the process's cold start. Ids are
 /// properties only.
 fn request_metrics(
@@ -360,6 +368,10 @@ fn request_metrics(
         doc.record(&[("function", route.function)], &[("ColdStart", Unit::Count, 1.0)]);
     }
     doc.property("request_id", request_id);
+    // Of the latency, the time spent waiting on AWS calls (SDK call to result).
+    if let Some(aws) = crate::call_time::so_far() {
+        doc.number_property("aws_call_ms", aws.as_secs_f64() * 1000.0);
+    }
     if let Some(auth) = auth {
         doc.property("tenant_id", auth.tenant_id.as_str()).property("key_id", &auth.key_id);
     }
@@ -373,6 +385,18 @@ mod tests {
 
     fn answer(status: StatusCode) -> Response<Body> {
         Response::builder().status(status).body(Body::Empty).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_served_request_logs_its_aws_call_time_beside_its_latency() {
+        let document = || {
+            request_metrics(&routes::GET_VEHICLE, "r1", Instant::now(), None, None, &answer(StatusCode::OK), None)
+                .to_json(1)
+        };
+        let served = crate::call_time::measured(async { document() }).await;
+        assert_eq!(crate::metrics::validate(&served), Ok(()));
+        assert_eq!(served["aws_call_ms"], 0.0, "a request without AWS calls waited on none");
+        assert!(document().get("aws_call_ms").is_none(), "outside a served request there is nothing to say");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 compile_error!("fleetgate needs panic = \"unwind\" (see [profile.release] in the workspace Cargo.toml)");
 
 pub mod audit;
+pub mod call_time;
 pub mod cursor_keys;
 pub mod dynamo;
 pub mod error;

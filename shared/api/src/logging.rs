@@ -32,7 +32,18 @@ pub fn init(own_target: &str) {
 /// could lift the runtime's own targets.
 fn configured_level() -> LevelFilter {
     let text = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
-    LevelFilter::from_str(text.trim()).unwrap_or(LevelFilter::INFO)
+    level_named(&text)
+}
+
+/// A level's name, INFO for anything else. Not `LevelFilter::from_str` alone: it
+/// reads an empty string as ERROR, which silenced every INFO line (one per
+/// request) wherever no level was set (the local stack, `make bench`).
+fn level_named(text: &str) -> LevelFilter {
+    let text = text.trim();
+    if text.is_empty() {
+        return LevelFilter::INFO;
+    }
+    LevelFilter::from_str(text).unwrap_or(LevelFilter::INFO)
 }
 
 /// Everything at `level` capped to INFO, our own targets at `level`.
@@ -75,6 +86,15 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn no_level_or_an_unknown_one_means_info() {
+        assert_eq!(level_named(""), LevelFilter::INFO);
+        assert_eq!(level_named("  "), LevelFilter::INFO);
+        assert_eq!(level_named("loud"), LevelFilter::INFO);
+        assert_eq!(level_named("DEBUG"), LevelFilter::DEBUG);
+        assert_eq!(level_named(" warn "), LevelFilter::WARN);
     }
 
     #[test]

@@ -130,7 +130,7 @@ struct Directive {
 #[derive(Clone, Debug, Default)]
 pub struct MetricsDoc {
     directives: Vec<Directive>,
-    properties: Vec<(&'static str, String)>,
+    properties: Vec<(&'static str, Value)>,
 }
 
 impl MetricsDoc {
@@ -153,7 +153,13 @@ impl MetricsDoc {
 
     /// A searchable member that is not a dimension (ids, request id).
     pub fn property(&mut self, name: &'static str, value: &str) -> &mut MetricsDoc {
-        self.properties.push((name, value.to_owned()));
+        self.properties.push((name, json!(value)));
+        self
+    }
+
+    /// A numeric member that is not a metric (searchable in Logs Insights, not charted).
+    pub fn number_property(&mut self, name: &'static str, value: f64) -> &mut MetricsDoc {
+        self.properties.push((name, json!(value)));
         self
     }
 
@@ -179,7 +185,7 @@ impl MetricsDoc {
             }));
         }
         for (key, value) in &self.properties {
-            root.entry(*key).or_insert_with(|| json!(value));
+            root.entry(*key).or_insert_with(|| value.clone());
         }
         root.insert("_aws".into(), json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}));
         Value::Object(root)

@@ -26,6 +26,7 @@ fn config_builder() -> aws_sdk_sqs::config::Builder {
         .behavior_version(BehaviorVersion::latest())
         .http_client(https_client())
         .timeout_config(fleetgate_api::dynamo::call_timeouts())
+        .interceptor(fleetgate_api::call_time::AwsCallTimer)
 }
 
 /// The function's SQS client (the execution role's credentials; `AWS_ENDPOINT_URL_SQS` locally).

@@ -10,6 +10,7 @@ mod delivery;
 mod proxy;
 mod report;
 mod runtime_api;
+mod timing;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -772,7 +773,7 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
     subjects
 }
 
-fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> Result<Child, Error> {
+fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str, stdout: Stdio) -> Result<Child, Error> {
     let mut command = Command::new(&subject.command[0]);
     command
         .args(&subject.command[1..])
@@ -785,6 +786,8 @@ fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> R
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        // The template's default ApplicationLogLevel: a line per request, as deployed.
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "local")
@@ -807,7 +810,7 @@ fn spawn(subject: &Subject, seed: &Seed, runtime_api: &str, dynamodb: &str) -> R
         .env("WEBHOOK_ENDPOINTS_PER_TENANT", "1000000")
         .env(fleetgate_webhooks::target_url::ALLOW_LOOPBACK_VAR, "1")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::null())
         .kill_on_drop(true);
     if let Some(cwd) = &subject.cwd {
@@ -864,7 +867,7 @@ async fn cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) ->
     let mut api = RuntimeApi::start().await?;
     let proxy = CountingProxy::start(upstream.to_owned()).await?;
     let started = Instant::now();
-    let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
+    let mut child = spawn(subject, seed, &api.address, &proxy.address, Stdio::null())?;
     let ready = await_init(&mut api, &mut child).await?;
     if proxy.connections() > 0 {
         return Err(format!("opened {} DynamoDB connection(s) during init", proxy.connections()).into());
@@ -887,13 +890,22 @@ async fn measure_warm(
 ) -> Result<FunctionResult, Error> {
     let mut api = RuntimeApi::start().await?;
     let proxy = CountingProxy::start(upstream.to_owned()).await?;
-    let mut child = spawn(subject, seed, &api.address, &proxy.address)?;
+    // Its logs are read (a pipe, as Lambda's log capture is), for its own timing.
+    let mut child = spawn(subject, seed, &api.address, &proxy.address, Stdio::piped())?;
+    let mut timing = timing::TimingLines::follow(child.stdout.take().ok_or("no stdout")?);
     await_init(&mut api, &mut child).await?;
     let pid = child.id().ok_or("no pid")?;
+    let mut own_times = Vec::with_capacity(plan.warm_invocations);
     let mut durations = Vec::with_capacity(plan.warm_invocations);
     let mut overheads = Vec::with_capacity(plan.warm_invocations);
+    let mut cpu = Vec::with_capacity(plan.warm_invocations);
+    let mut waits = Vec::with_capacity(plan.warm_invocations);
     let mut errors = 0;
     let mut rss_at_100 = 0;
+    // Read between invocations, when the function is parked on `/next`: the
+    // difference of two readings is one invocation's CPU, whatever it did after
+    // posting its response included.
+    let mut sched = ProcessSchedstat::read(pid)?;
     for n in 0..plan.warm_invocations {
         let database_before = proxy.in_flight();
         let (duration, body) =
@@ -902,6 +914,11 @@ async fn measure_warm(
         durations.push(duration);
         // The function's own time: the handler's minus its DynamoDB calls' time in flight.
         overheads.push(duration.saturating_sub(proxy.in_flight() - database_before));
+        own_times.extend(timing.next().await);
+        let after = ProcessSchedstat::read(pid)?;
+        cpu.push(after.on_cpu.saturating_sub(sched.on_cpu));
+        waits.push(after.run_queue_wait.saturating_sub(sched.run_queue_wait));
+        sched = after;
         if n + 1 == 100.min(plan.warm_invocations) {
             rss_at_100 = proc_status_kb(pid, "VmRSS")?;
         }
@@ -915,6 +932,9 @@ async fn measure_warm(
             init: report::Stats::of(inits),
             warm: report::Stats::of(&durations),
             overhead: report::Stats::of(&overheads),
+            own: (!own_times.is_empty()).then(|| report::Stats::of(&own_times)),
+            cpu: report::Stats::of(&cpu),
+            run_queue_wait: report::Stats::of(&waits),
             round_trips: subject.round_trips,
             peak_rss_kb: peak_rss,
             rss_growth_kb: rss_at_end as i64 - rss_at_100 as i64,
@@ -922,6 +942,31 @@ async fn measure_warm(
             errors,
         },
     ))
+}
+
+/// A process's scheduler accounting, summed over its threads
+/// (`/proc/<pid>/task/*/schedstat`: nanoseconds on a CPU, nanoseconds runnable
+/// but waiting for one).
+struct ProcessSchedstat {
+    on_cpu: Duration,
+    run_queue_wait: Duration,
+}
+
+impl ProcessSchedstat {
+    fn read(pid: u32) -> Result<ProcessSchedstat, Error> {
+        let (mut on_cpu, mut run_queue_wait) = (0u64, 0u64);
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            // A thread may end between the listing and the read: it no longer counts.
+            let Ok(line) = std::fs::read_to_string(task?.path().join("schedstat")) else { continue };
+            let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0));
+            on_cpu += fields.next().unwrap_or(0);
+            run_queue_wait += fields.next().unwrap_or(0);
+        }
+        Ok(ProcessSchedstat {
+            on_cpu: Duration::from_nanos(on_cpu),
+            run_queue_wait: Duration::from_nanos(run_queue_wait),
+        })
+    }
 }
 
 fn proc_status_kb(pid: u32, field: &str) -> Result<u64, Error> {

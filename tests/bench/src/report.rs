@@ -24,8 +24,18 @@ impl Stats {
 pub struct Measured {
     pub init: Stats,
     pub warm: Stats,
-    /// Per invocation: handler time minus the time its DynamoDB calls were in flight.
+    /// Per invocation: time from the event's hand-out to the response, minus the
+    /// time its AWS calls were in flight at the proxy (the SDK's own work counted
+    /// as the function's).
     pub overhead: Stats,
+    /// Per invocation, as the function logs it: its handler's time minus its time
+    /// in AWS calls (SDK call to result). `None` for a function that logs no timing.
+    pub own: Option<Stats>,
+    /// Per invocation: the function process's time on a CPU (all its threads).
+    pub cpu: Stats,
+    /// Per invocation: time the function was runnable but waiting for a CPU
+    /// (on this 2-core machine, mostly behind the emulator).
+    pub run_queue_wait: Stats,
     pub round_trips: u32,
     pub peak_rss_kb: u64,
     pub rss_growth_kb: i64,
@@ -112,8 +122,11 @@ impl Report {
         self.sizes.get(binary)?.get(arch)?.get(kind)?.as_f64().map(|bytes| bytes / 1_048_576.0)
     }
 
-    fn overhead(&self, m: &Measured) -> f64 {
-        m.overhead.p50_ms
+    /// SPEC §7's overhead: handler time minus the AWS calls as the handler waits
+    /// on them; for a function that does not log its timing, the stricter figure
+    /// at the proxy (marked †).
+    fn overhead(&self, m: &Measured) -> (f64, &'static str) {
+        m.own.map_or((m.overhead.p50_ms, "†"), |own| (own.p50_ms, ""))
     }
 
     pub fn to_json(&self) -> Value {
@@ -128,7 +141,11 @@ impl Report {
                     "init_vs_hello": self.hello_init().map(|h| m.init.p50_ms / h),
                     "warm_ms": {"p50": m.warm.p50_ms, "p99": m.warm.p99_ms, "runs": m.warm.count},
                     "dynamodb_round_trips": m.round_trips,
-                    "overhead_p50_ms": self.overhead(m),
+                    "overhead_p50_ms": self.overhead(m).0,
+                    "overhead_basis": if m.own.is_some() { "handler minus AWS calls" } else { "proxy" },
+                    "overhead_with_sdk_p50_ms": m.overhead.p50_ms,
+                    "cpu_ms": {"p50": m.cpu.p50_ms, "p99": m.cpu.p99_ms},
+                    "run_queue_wait_ms": {"p50": m.run_queue_wait.p50_ms, "p99": m.run_queue_wait.p99_ms},
                     "peak_rss_kb": m.peak_rss_kb,
                     "rss_growth_100_to_end_kb": m.rss_growth_kb,
                     "dynamodb_connections": m.connections,
@@ -164,20 +181,25 @@ impl Report {
                 count - get_item
             ));
         }
-        out.push_str("| Function | Init p50 (ms) | × hello | Warm p50 / p99 (ms) | Overhead p50 (ms) | Peak RSS (MB) | RSS growth (KB) | DynamoDB conns | arm64 (MB) | arm64 zip (MB) | x86_64 (MB) |\n");
-        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str("| Function | Init p50 (ms) | × hello | Warm p50 / p99 (ms) | Overhead p50 (ms) | With SDK p50 (ms) | CPU p50 / p99 (ms) | Run-queue wait p50 (ms) | Peak RSS (MB) | RSS growth (KB) | DynamoDB conns | arm64 (MB) | arm64 zip (MB) | x86_64 (MB) |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let num = |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
         for r in &self.results {
             match &r.outcome {
-                Err(why) => out.push_str(&format!("| {} | failed: {} |||||||||| \n", r.name, why.replace('|', "/"))),
+                Err(why) => out.push_str(&format!("| {} | failed: {} ||||||||||||| \n", r.name, why.replace('|', "/"))),
                 Ok(m) => out.push_str(&format!(
-                    "| {} | {:.2} | {} | {:.2} / {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} |\n",
+                    "| {} | {:.2} | {} | {:.2} / {:.2} | {:.2}{} | {:.2} | {:.2} / {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} |\n",
                     r.name,
                     m.init.p50_ms,
                     num(self.hello_init().map(|h| m.init.p50_ms / h), 2),
                     m.warm.p50_ms,
                     m.warm.p99_ms,
-                    self.overhead(m),
+                    self.overhead(m).0,
+                    self.overhead(m).1,
+                    m.overhead.p50_ms,
+                    m.cpu.p50_ms,
+                    m.cpu.p99_ms,
+                    m.run_queue_wait.p50_ms,
                     m.peak_rss_kb as f64 / 1024.0,
                     m.rss_growth_kb,
                     m.connections,
@@ -188,7 +210,7 @@ impl Report {
             }
         }
         out.push_str(&format!(
-            "\nTargets (SPEC §7): init ≤ {INIT_RATIO_TARGET}× hello; overhead (p50 of each warm invocation's handler time minus the time its DynamoDB calls were in flight, clocked at a proxy) ≤ {OVERHEAD_TARGET_MS} ms; peak RSS ≤ {RSS_TARGET_MB} MB; stripped arm64 binary ≤ {ARM64_SIZE_TARGET_MB} MB; one DynamoDB connection reused.\n"
+            "\nTargets (SPEC §7): init ≤ {INIT_RATIO_TARGET}× hello; overhead ≤ {OVERHEAD_TARGET_MS} ms: p50 of each warm invocation's handler time minus its time in AWS calls (SDK call to result), as the function logs them († where it logs no timing: the stricter figure beside it); **with SDK**: from the event's hand-out to the response, minus the time its AWS calls were in flight at a proxy (so the SDK's serialising, signing and parsing, and the runtime's event and response handling, count as the function's); CPU: the function process's time on a CPU per invocation; run-queue wait: runnable but waiting for a CPU; peak RSS ≤ {RSS_TARGET_MB} MB; stripped arm64 binary ≤ {ARM64_SIZE_TARGET_MB} MB; one DynamoDB connection reused.\n"
         ));
         out
     }
