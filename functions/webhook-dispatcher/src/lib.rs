@@ -36,7 +36,7 @@ impl State {
 }
 
 pub async fn handler(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
-    fleetgate_api::call_time::measured(dispatch_batch(state, event)).await
+    fleetgate_api::call_time::measured(Box::pin(dispatch_batch(state, event))).await
 }
 
 async fn dispatch_batch(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
