@@ -5,12 +5,11 @@
 //! failure, so Lambda retries from there (bisecting, up to the mapping's maximum
 //! record age, then its on-failure queue) and nothing after it is lost.
 
-use std::time::Instant;
-
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
 
+use fleetgate_api::call_time::InvocationClock;
 use fleetgate_api::dynamo::env_var;
 use fleetgate_webhooks::dispatch::Dispatcher;
 use fleetgate_webhooks::events::{Event, OUTBOX_PREFIX};
@@ -40,7 +39,7 @@ pub async fn handler(state: &State, event: LambdaEvent<StreamEvent>) -> Result<D
 }
 
 async fn dispatch_batch(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
-    let started = Instant::now();
+    let clock = InvocationClock::start();
     let mut events = Vec::new();
     for record in event.payload.records {
         let sequence = record.change.sequence_number.clone();
@@ -62,8 +61,7 @@ async fn dispatch_batch(state: &State, event: LambdaEvent<StreamEvent>) -> Resul
     match state.dispatcher.dispatch(&batch).await {
         Ok(queued) => {
             // With the batch's time and its time in AWS calls, as every API request logs them.
-            let aws_call_ms = fleetgate_api::call_time::so_far().unwrap_or_default().as_secs_f64() * 1000.0;
-            let handler_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let (handler_ms, aws_call_ms) = clock.millis();
             tracing::info!(events = batch.len(), queued, handler_ms, aws_call_ms, "events dispatched");
             Ok(DynamoDbEventResponse::default())
         }

@@ -47,6 +47,23 @@ pub fn so_far() -> Option<Duration> {
         .ok()
 }
 
+/// The clock of one invocation that does not go through `http::serve` (the
+/// authorizer, the admin and webhook functions), for its per-invocation log line.
+pub struct InvocationClock(Instant);
+
+impl InvocationClock {
+    pub fn start() -> InvocationClock {
+        InvocationClock(Instant::now())
+    }
+
+    /// Milliseconds so far: the handler's time and, of it, the AWS calls' (zero
+    /// outside a [`measured`] scope).
+    pub fn millis(&self) -> (f64, f64) {
+        let aws = so_far().unwrap_or_default();
+        (self.0.elapsed().as_secs_f64() * 1000.0, aws.as_secs_f64() * 1000.0)
+    }
+}
+
 /// The interceptor every SDK client of ours carries (`dynamo::client`,
 /// the SQS and Secrets Manager clients). Costs two clock reads per call.
 #[derive(Debug, Clone, Copy, Default)]

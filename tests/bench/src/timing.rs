@@ -1,7 +1,8 @@
 //! Each warm invocation's own time as the function logs it: its handler's time
 //! minus its time in AWS calls (`fleetgate_api::call_time`), read from the
 //! function's stdout. The API functions log both in their request's EMF document
-//! (`Latency`, `aws_call_ms`); the dispatcher in its "events dispatched" line.
+//! (`Latency`, `aws_call_ms`); the provisioner in its action's (`handler_ms`); the
+//! authorizer, dispatcher and deliverer in their per-invocation line's fields.
 
 use std::time::Duration;
 
@@ -55,11 +56,11 @@ fn own_time(line: &str) -> Option<Duration> {
         return None;
     }
     let doc: Value = serde_json::from_str(line).ok()?;
-    let (handler, aws) = match (doc.get("Latency"), doc.get("fields")) {
-        (Some(latency), _) => (latency.as_f64()?, doc.get("aws_call_ms")?.as_f64()?),
-        (None, Some(fields)) => (fields.get("handler_ms")?.as_f64()?, fields.get("aws_call_ms")?.as_f64()?),
-        _ => return None,
-    };
+    // An API request's EMF document (`Latency`), the provisioner's (`handler_ms`),
+    // or a tracing line's fields.
+    let members = doc.get("fields").unwrap_or(&doc);
+    let handler = members.get("Latency").or_else(|| members.get("handler_ms"))?.as_f64()?;
+    let aws = members.get("aws_call_ms")?.as_f64()?;
     Some(Duration::from_secs_f64((handler - aws).max(0.0) / 1000.0))
 }
 
@@ -74,6 +75,8 @@ mod tests {
         let dispatched =
             r#"{"level":"INFO","fields":{"message":"events dispatched","handler_ms":9.0,"aws_call_ms":8.5}}"#;
         assert_eq!(own_time(dispatched), Some(Duration::from_secs_f64(0.0005)));
+        let action = r#"{"ProvisionerActions":1.0,"handler_ms":4.0,"aws_call_ms":3.0,"_aws":{}}"#;
+        assert_eq!(own_time(action), Some(Duration::from_secs_f64(0.001)));
         assert_eq!(own_time(r#"{"Latency":6.5,"Requests":1.0}"#), None, "no AWS time: not a timing line");
         assert_eq!(own_time(r#"{"level":"INFO","fields":{"message":"key allowed"}}"#), None);
     }
