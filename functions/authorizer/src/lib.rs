@@ -13,7 +13,6 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent};
 use serde::Serialize;
 
 use fleetgate_api::Timestamp;
-use fleetgate_api::call_time::InvocationClock;
 use fleetgate_api::dynamo::deployment_environment;
 use fleetgate_api::http::API_KEY_HEADER;
 use fleetgate_api::keys::{KeyResolver, KeyStore, ResolveError};
@@ -85,14 +84,13 @@ pub async fn handler(
     state: &State,
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
-    fleetgate_api::call_time::measured(Box::pin(authorize(state, event))).await
+    fleetgate_api::call_time::measured(authorize(state, event)).await
 }
 
 async fn authorize(
     state: &State,
     event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>,
 ) -> Result<AuthorizerResponse, AuthorizerError> {
-    let clock = InvocationClock::start();
     let request = event.payload;
     let resource = whole_stage_arn(request.method_arn.as_deref().unwrap_or_default())
         .ok_or_else(|| AuthorizerError::Failure("methodArn missing or malformed".into()))?;
@@ -100,7 +98,7 @@ async fn authorize(
     let auth = match state.resolver.resolve(presented, Timestamp::now()).await {
         Ok(auth) => auth,
         Err(ResolveError::Rejected(why)) => {
-            let (handler_ms, aws_call_ms) = clock.millis();
+            let (handler_ms, aws_call_ms) = fleetgate_api::call_time::millis();
             tracing::info!(reason = %why, handler_ms, aws_call_ms, "key refused");
             metrics::authorizer_outcome("AuthRefusals", why.reason()).emit();
             return Err(AuthorizerError::Unauthorized);
@@ -111,7 +109,7 @@ async fn authorize(
             return Err(AuthorizerError::Failure(Box::new(err)));
         }
     };
-    let (handler_ms, aws_call_ms) = clock.millis();
+    let (handler_ms, aws_call_ms) = fleetgate_api::call_time::millis();
     tracing::info!(key_id = %auth.key_id, tenant_id = %auth.tenant_id, handler_ms, aws_call_ms, "key allowed");
     Ok(allow(&auth, resource))
 }

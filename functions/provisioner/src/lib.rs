@@ -214,11 +214,10 @@ pub async fn handler(state: &State, event: LambdaEvent<Value>) -> Result<Value, 
     // A dimension value: one of ACTIONS, else "unknown" (never the caller's own text).
     let action = event.payload.get("action").and_then(Value::as_str);
     let action = ACTIONS.iter().copied().find(|known| Some(*known) == action).unwrap_or("unknown");
-    let (result, (handler_ms, aws_call_ms)) = fleetgate_api::call_time::measured(Box::pin(async {
-        let clock = fleetgate_api::call_time::InvocationClock::start();
+    let (result, (handler_ms, aws_call_ms)) = fleetgate_api::call_time::measured(async {
         let result = perform(state, event).await;
-        (result, clock.millis())
-    }))
+        (result, fleetgate_api::call_time::millis())
+    })
     .await;
     let outcome = result.as_ref().map_or_else(ProvisionError::code, |_| "ok");
     fleetgate_api::metrics::count("ProvisionerActions", &[("action", action), ("outcome", outcome)])

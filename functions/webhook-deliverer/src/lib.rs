@@ -12,7 +12,6 @@ use futures_util::future::join_all;
 use lambda_runtime::{Error, LambdaEvent};
 
 use fleetgate_api::Timestamp;
-use fleetgate_api::call_time::InvocationClock;
 use fleetgate_api::dynamo::env_var;
 use fleetgate_webhooks::deliver::{Deliverer, Outcome};
 use fleetgate_webhooks::deliveries::DeliveryLog;
@@ -48,11 +47,10 @@ impl State {
 }
 
 pub async fn handler(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    fleetgate_api::call_time::measured(Box::pin(deliver_batch(state, event))).await
+    fleetgate_api::call_time::measured(deliver_batch(state, event)).await
 }
 
 async fn deliver_batch(state: &State, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let clock = InvocationClock::start();
     let failed = join_all(event.payload.records.iter().map(|record| deliver_one(state, record))).await;
     let mut response = SqsBatchResponse::default();
     let messages = failed.len();
@@ -60,7 +58,7 @@ async fn deliver_batch(state: &State, event: LambdaEvent<SqsEvent>) -> Result<Sq
         response.add_failure(id);
     }
     // One line a batch, with its time and its time in AWS calls (the POSTs are its own).
-    let (handler_ms, aws_call_ms) = clock.millis();
+    let (handler_ms, aws_call_ms) = fleetgate_api::call_time::millis();
     let again = response.batch_item_failures.len();
     tracing::info!(messages, again, handler_ms, aws_call_ms, "delivery batch done");
     Ok(response)

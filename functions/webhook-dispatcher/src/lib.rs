@@ -9,7 +9,6 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
 
-use fleetgate_api::call_time::InvocationClock;
 use fleetgate_api::dynamo::env_var;
 use fleetgate_webhooks::dispatch::Dispatcher;
 use fleetgate_webhooks::events::{Event, OUTBOX_PREFIX};
@@ -35,11 +34,10 @@ impl State {
 }
 
 pub async fn handler(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
-    fleetgate_api::call_time::measured(Box::pin(dispatch_batch(state, event))).await
+    fleetgate_api::call_time::measured(dispatch_batch(state, event)).await
 }
 
 async fn dispatch_batch(state: &State, event: LambdaEvent<StreamEvent>) -> Result<DynamoDbEventResponse, Error> {
-    let clock = InvocationClock::start();
     let mut events = Vec::new();
     for record in event.payload.records {
         let sequence = record.change.sequence_number.clone();
@@ -61,7 +59,7 @@ async fn dispatch_batch(state: &State, event: LambdaEvent<StreamEvent>) -> Resul
     match state.dispatcher.dispatch(&batch).await {
         Ok(queued) => {
             // With the batch's time and its time in AWS calls, as every API request logs them.
-            let (handler_ms, aws_call_ms) = clock.millis();
+            let (handler_ms, aws_call_ms) = fleetgate_api::call_time::millis();
             tracing::info!(events = batch.len(), queued, handler_ms, aws_call_ms, "events dispatched");
             Ok(DynamoDbEventResponse::default())
         }

@@ -20,8 +20,9 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-#[derive(Default)]
+/// One measured scope: when it began, and its AWS calls so far.
 struct InFlight {
+    started: Instant,
     calls: u32,
     since: Option<Instant>,
     total: Duration,
@@ -31,9 +32,13 @@ tokio::task_local! {
     static AWS_CALLS: RefCell<InFlight>;
 }
 
-/// Runs `request` with its AWS call time counted from zero.
-pub async fn measured<F: Future>(request: F) -> F::Output {
-    AWS_CALLS.scope(RefCell::new(InFlight::default()), request).await
+/// Runs `request` with its clock started and its AWS call time counted from zero.
+/// Boxed here, when called (not an `async fn`, whose state would hold `request`
+/// inline until its first poll): otherwise the whole request's future is one more
+/// copy on the stack (debug builds of deep tests overflowed).
+pub fn measured<F: Future>(request: F) -> impl Future<Output = F::Output> {
+    let scope = InFlight { started: Instant::now(), calls: 0, since: None, total: Duration::ZERO };
+    AWS_CALLS.scope(RefCell::new(scope), Box::pin(request))
 }
 
 /// The AWS call time of the current [`measured`] request so far (calls still in
@@ -47,21 +52,14 @@ pub fn so_far() -> Option<Duration> {
         .ok()
 }
 
-/// The clock of one invocation that does not go through `http::serve` (the
-/// authorizer, the admin and webhook functions), for its per-invocation log line.
-pub struct InvocationClock(Instant);
-
-impl InvocationClock {
-    pub fn start() -> InvocationClock {
-        InvocationClock(Instant::now())
-    }
-
-    /// Milliseconds so far: the handler's time and, of it, the AWS calls' (zero
-    /// outside a [`measured`] scope).
-    pub fn millis(&self) -> (f64, f64) {
-        let aws = so_far().unwrap_or_default();
-        (self.0.elapsed().as_secs_f64() * 1000.0, aws.as_secs_f64() * 1000.0)
-    }
+/// Milliseconds since the current [`measured`] scope began, and of them the AWS
+/// calls' (zeros outside one): the `handler_ms` and `aws_call_ms` of the
+/// per-invocation line of the functions that do not go through `http::serve`
+/// (the authorizer, the provisioner, the webhook functions).
+pub fn millis() -> (f64, f64) {
+    AWS_CALLS.try_with(|calls| calls.borrow().started.elapsed()).map_or((0.0, 0.0), |elapsed| {
+        (elapsed.as_secs_f64() * 1000.0, so_far().unwrap_or_default().as_secs_f64() * 1000.0)
+    })
 }
 
 /// The interceptor every SDK client of ours carries (`dynamo::client`,

@@ -165,9 +165,7 @@ where
     F: FnOnce(Call, Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    // Boxed: the scope would otherwise hold the whole request's future inline, one
-    // more copy of it on the stack (debug builds of deep tests overflowed).
-    crate::call_time::measured(Box::pin(serve_request(gate, route, req, handle))).await
+    crate::call_time::measured(serve_request(gate, route, req, handle)).await
 }
 
 async fn serve_request<F, Fut>(gate: &Gate, route: &'static Route, req: Request, handle: F) -> Response<Body>

@@ -30,7 +30,7 @@ use fleetgate_local::{TableNames, Template, create_tables, workspace_root};
 use fleetgate_scopes::{AuthContext, Environment, Limits, Preset, RateLimit, TenantId};
 
 use proxy::CountingProxy;
-use report::{FunctionResult, Measured, Report};
+use report::{Connections, FunctionResult, Measured, Report};
 use runtime_api::{Event, Invocation, RuntimeApi};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -134,19 +134,46 @@ async fn main() -> Result<(), Error> {
             only.as_ref().is_none_or(|only| only.iter().any(|name| subject.name.starts_with(name.as_str())))
         })
         .collect();
-    // Cold starts round-robin (each binary's n-th start, then the next binary's):
-    // whatever else loads this shared machine meanwhile falls on every binary alike,
-    // hello included, instead of on whichever was being measured at the time.
-    eprintln!("==> {} cold starts of each of {} binaries, in turn", plan.cold_starts, selected.len());
-    let mut inits: Vec<Result<Vec<Duration>, String>> = selected.iter().map(|_| Ok(Vec::new())).collect();
+    // Cold starts round-robin (each binary's n-th start, then the next binary's),
+    // each right after a hello start of its own: a function's "× hello" is the
+    // median of those pairs' ratios, so whatever loads this shared machine at the
+    // time falls on both halves of a pair alike, rather than on one hello median
+    // taken at other moments. Before every start the machine is left to settle
+    // (the emulator finishes the previous first invocation's work, the killed
+    // process is reaped).
+    let hello = selected.iter().position(|subject| subject.name.starts_with("hello"));
+    eprintln!(
+        "==> {} cold starts of each of {} binaries, in turn, each beside a hello start",
+        plan.cold_starts,
+        selected.len()
+    );
+    let mut inits: Vec<Result<ColdStarts, String>> = selected.iter().map(|_| Ok(ColdStarts::default())).collect();
     for n in 0..plan.cold_starts {
-        for (subject, times) in selected.iter().zip(inits.iter_mut()) {
-            let Ok(so_far) = times else { continue };
-            match cold_start(&seed, subject, &upstream, n).await {
-                Ok(init) => so_far.push(init),
+        for (index, subject) in selected.iter().enumerate() {
+            if Some(index) == hello || inits[index].is_err() {
+                continue;
+            }
+            let beside = match hello {
+                Some(hello) => match settled_cold_start(&seed, &selected[hello], &upstream, n).await {
+                    Ok(start) => {
+                        if let Ok(starts) = &mut inits[hello] {
+                            starts.push(start, None);
+                        }
+                        Some(start.init)
+                    }
+                    Err(err) => return Err(format!("hello's cold start failed: {err}").into()),
+                },
+                None => None,
+            };
+            match settled_cold_start(&seed, subject, &upstream, n).await {
+                Ok(start) => {
+                    if let Ok(starts) = &mut inits[index] {
+                        starts.push(start, beside);
+                    }
+                }
                 Err(err) => {
                     eprintln!("    {} failed: {err}", subject.name);
-                    *times = Err(err.to_string());
+                    inits[index] = Err(err.to_string());
                 }
             }
         }
@@ -861,14 +888,47 @@ fn is_error(body: &str) -> bool {
     value.get("statusCode").and_then(Value::as_u64).is_some_and(|status| status >= 400) || failed_items
 }
 
+/// One process start: its init (start to its first `/next`), and within it the
+/// process's time on a CPU and runnable but waiting for one.
+#[derive(Clone, Copy)]
+struct ColdStart {
+    init: Duration,
+    on_cpu: Duration,
+    run_queue_wait: Duration,
+}
+
+/// A binary's cold starts, each with its ratio to the hello start just before it.
+#[derive(Default)]
+struct ColdStarts {
+    starts: Vec<ColdStart>,
+    hello_ratios: Vec<f64>,
+}
+
+impl ColdStarts {
+    fn push(&mut self, start: ColdStart, hello_beside: Option<Duration>) {
+        self.starts.push(start);
+        if let Some(hello) = hello_beside {
+            self.hello_ratios.push(start.init.as_secs_f64() / hello.as_secs_f64());
+        }
+    }
+}
+
+/// `cold_start` after a pause that lets the machine settle.
+async fn settled_cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) -> Result<ColdStart, Error> {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    cold_start(seed, subject, upstream, n).await
+}
+
 /// One cold start of `subject` (its `n`-th): process start to its first `/next`;
 /// then its first invocation must succeed without having connected during init.
-async fn cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) -> Result<Duration, Error> {
+async fn cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) -> Result<ColdStart, Error> {
     let mut api = RuntimeApi::start().await?;
     let proxy = CountingProxy::start(upstream.to_owned()).await?;
     let started = Instant::now();
     let mut child = spawn(subject, seed, &api.address, &proxy.address, Stdio::null())?;
     let ready = await_init(&mut api, &mut child).await?;
+    // Parked on its first `/next` (not answered yet): all it has run so far is init.
+    let sched = ProcessSchedstat::read(child.id().ok_or("no pid")?)?;
     if proxy.connections() > 0 {
         return Err(format!("opened {} DynamoDB connection(s) during init", proxy.connections()).into());
     }
@@ -877,7 +937,7 @@ async fn cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) ->
         return Err(format!("first invocation answered an error: {body}").into());
     }
     child.kill().await?;
-    Ok(ready - started)
+    Ok(ColdStart { init: ready - started, on_cpu: sched.on_cpu, run_queue_wait: sched.run_queue_wait })
 }
 
 /// The warm invocations of `subject` in one process, reported with its cold starts' `inits`.
@@ -886,7 +946,7 @@ async fn measure_warm(
     seed: &Seed,
     subject: &Subject,
     upstream: &str,
-    inits: &[Duration],
+    inits: &ColdStarts,
 ) -> Result<FunctionResult, Error> {
     let mut api = RuntimeApi::start().await?;
     let proxy = CountingProxy::start(upstream.to_owned()).await?;
@@ -925,11 +985,20 @@ async fn measure_warm(
     }
     let rss_at_end = proc_status_kb(pid, "VmRSS")?;
     let peak_rss = proc_status_kb(pid, "VmHWM")?;
+    // Read while the function lives: its own exit closes its connections.
+    let connections = Connections {
+        opened: proxy.connections(),
+        abandoned: proxy.abandoned(),
+        closed_by_emulator: proxy.closed_by_upstream(),
+    };
     child.kill().await?;
     Ok(FunctionResult::measured(
         &subject.name,
         Measured {
-            init: report::Stats::of(inits),
+            init: report::Stats::of(&inits.starts.iter().map(|s| s.init).collect::<Vec<_>>()),
+            init_cpu: report::Stats::of(&inits.starts.iter().map(|s| s.on_cpu).collect::<Vec<_>>()),
+            init_run_queue_wait: report::Stats::of(&inits.starts.iter().map(|s| s.run_queue_wait).collect::<Vec<_>>()),
+            init_vs_hello: report::median(&inits.hello_ratios),
             warm: report::Stats::of(&durations),
             overhead: report::Stats::of(&overheads),
             own: (!own_times.is_empty()).then(|| report::Stats::of(&own_times)),
@@ -938,7 +1007,7 @@ async fn measure_warm(
             round_trips: subject.round_trips,
             peak_rss_kb: peak_rss,
             rss_growth_kb: rss_at_end as i64 - rss_at_100 as i64,
-            connections: proxy.connections(),
+            connections,
             errors,
         },
     ))
