@@ -6,6 +6,7 @@
 #   BENCH_ARM64=0               skip the arm64 build (sizes then show "–")
 #   BENCH_COLD_STARTS=30 BENCH_WARM_INVOCATIONS=1000   (the defaults)
 #   BENCH_DELIVERY_SAMPLES=100  webhook deliveries timed end to end on the local stack (0: skip)
+#   BENCH_ONLY=hello,cli,get-vehicle   only the subjects whose names start so (cli: the admin CLI)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap stop_started EXIT
@@ -35,7 +36,8 @@ for p in meta["packages"]:
 step "release build, x86_64 (this machine runs it), non-PIE like the arm64 build (.cargo/config.toml)"
 bin_args=(); for b in $bins; do bin_args+=(--bin "$b"); done
 # With an explicit --target, RUSTFLAGS reach only the target's artifacts, not build scripts or proc macros.
-RUSTFLAGS="-C relocation-model=static" cargo build --release --target x86_64-unknown-linux-gnu "${bin_args[@]}"
+# The admin CLI too (its start-up is measured; it runs on admins' machines, so no arm64 build).
+RUSTFLAGS="-C relocation-model=static" cargo build --release --target x86_64-unknown-linux-gnu "${bin_args[@]}" --bin fleetgate
 cargo build --release -p fleetgate-bench --bin bench
 release_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 
@@ -57,7 +59,7 @@ PY
 }
 export SIZES_FILE="$sizes_file"
 rm -f "$sizes_file"
-sizes_of x86_64 "$release_dir/{bin}" $bins
+sizes_of x86_64 "$release_dir/{bin}" $bins fleetgate
 
 if [ "${BENCH_ARM64:-1}" != 0 ]; then
   step "release build, arm64 (for size; as sam build makes it)"

@@ -1,11 +1,13 @@
 //! `make bench`: cold start, warm overhead, memory, connections and size of every
 //! function, against a local Lambda Runtime API stub and the emulator (moto), with a
 //! hello-world `lambda_runtime` binary (same profile) and a Python authorizer peer
-//! as baselines. Writes docs/benchmarks.{json,md} and docs/cold-start.svg.
+//! as baselines; and the admin CLI's start-up (cli.rs). Writes
+//! docs/benchmarks.{json,md} and docs/cold-start.svg.
 //!
 //! Run through infra/bench.sh, which builds the release binaries, measures their
 //! sizes and starts the emulator.
 
+mod cli;
 mod delivery;
 mod proxy;
 mod report;
@@ -128,12 +130,26 @@ async fn main() -> Result<(), Error> {
 
     // BENCH_ONLY=authorizer,get-vehicle measures just those (for before/after experiments).
     let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(str::to_owned).collect());
-    let selected: Vec<Subject> = subjects(&plan, &seed)
-        .into_iter()
-        .filter(|subject| {
-            only.as_ref().is_none_or(|only| only.iter().any(|name| subject.name.starts_with(name.as_str())))
+    let chosen =
+        |name: &str| only.as_ref().is_none_or(|only| only.iter().any(|prefix| name.starts_with(prefix.as_str())));
+    let (selected, others): (Vec<Subject>, Vec<Subject>) =
+        subjects(&plan, &seed).into_iter().partition(|subject| chosen(&subject.name));
+    // The admin CLI's start-up, first (its peak RSS is read in flight, not from
+    // the children's high-water mark, but the machine is quietest now).
+    let cli = if chosen("cli") {
+        let hello = selected.iter().chain(&others).find(|s| s.name.starts_with("hello")).ok_or("no hello subject")?;
+        eprintln!("==> the admin CLI's start-up, {} runs of each command", plan.cold_starts);
+        let measured = cli::measure(&plan.release_dir.join("fleetgate"), plan.cold_starts, || async {
+            settled_cold_start(&seed, hello, &upstream, 0).await.map(|start| start.init)
         })
-        .collect();
+        .await;
+        Some(measured.map_err(|err| {
+            eprintln!("    failed: {err}");
+            err.to_string()
+        }))
+    } else {
+        None
+    };
     // Cold starts round-robin (each binary's n-th start, then the next binary's),
     // each right after a hello start of its own: a function's "× hello" is the
     // median of those pairs' ratios, so whatever loads this shared machine at the
@@ -194,8 +210,9 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(Value::Null);
-    let report =
-        Report::new(&plan.cold_starts, plan.warm_invocations, round_trip, results, sizes).with_limiter(limiter);
+    let report = Report::new(&plan.cold_starts, plan.warm_invocations, round_trip, results, sizes)
+        .with_limiter(limiter)
+        .with_cli(cli);
     std::fs::create_dir_all(&plan.out_dir)?;
     std::fs::write(plan.out_dir.join("benchmarks.json"), serde_json::to_string_pretty(&report.to_json())?)?;
     let markdown = report.markdown();
