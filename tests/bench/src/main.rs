@@ -581,6 +581,15 @@ fn subjects(plan: &Plan, seed: &Seed) -> Vec<Subject> {
             round_trips: 0,
             event: Box::new(|_| json!({"hello": "world"})),
         },
+        // Hello plus Fleetgate's log set-up, request span, log line and EMF document:
+        // what logging and metrics cost, apart from everything else (issue 13).
+        Subject {
+            name: "logging + metrics (hello with them)".into(),
+            command: binary("bench-hello-observed"),
+            cwd: None,
+            round_trips: 0,
+            event: Box::new(|_| json!({"hello": "world"})),
+        },
         Subject {
             name: "authorizer".into(),
             command: binary("authorizer"),

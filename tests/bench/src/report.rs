@@ -116,6 +116,8 @@ const INIT_RATIO_TARGET: f64 = 1.5;
 const OVERHEAD_TARGET_MS: f64 = 1.0;
 const RSS_TARGET_MB: f64 = 32.0;
 const ARM64_SIZE_TARGET_MB: f64 = 6.0;
+/// The name of the hello that also logs and emits metrics as every request does.
+const OBSERVED_HELLO: &str = "logging + metrics";
 /// Ours, for the admin CLI: start to exit of a command answered at once.
 const CLI_COMMAND_TARGET_MS: f64 = 10.0;
 
@@ -173,7 +175,13 @@ impl Report {
     }
 
     fn size(&self, name: &str, arch: &str, kind: &str) -> Option<f64> {
-        let binary = if name.starts_with("hello") { "bench-hello" } else { name };
+        let binary = if name.starts_with("hello") {
+            "bench-hello"
+        } else if name.starts_with(OBSERVED_HELLO) {
+            "bench-hello-observed"
+        } else {
+            name
+        };
         self.sizes.get(binary)?.get(arch)?.get(kind)?.as_f64().map(|bytes| bytes / 1_048_576.0)
     }
 
@@ -239,6 +247,29 @@ impl Report {
                 }),
             }),
         })
+    }
+
+    /// What logging and metrics cost (issue 13): the hello that has them against hello.
+    fn logging_markdown(&self) -> String {
+        let row = |prefix: &str| {
+            self.results.iter().find(|r| r.name.starts_with(prefix)).and_then(|r| r.outcome.as_ref().ok())
+        };
+        let (Some(hello), Some(observed)) = (row("hello"), row(OBSERVED_HELLO)) else { return String::new() };
+        format!(
+            "\nLogging and metrics, priced on their own (hello with Fleetgate's log set-up, a span, the request's log line and EMF document, against hello): \
+             init {:.2} ms against {:.2} ({}× the hello start before each, median); CPU per invocation {:.3} ms against {:.3} \
+             (**{:+.3} ms**), warm p50 {:.3} against {:.3} ms; RSS growth over the warm invocations {} KB against {} KB.\n",
+            observed.init.p50_ms,
+            hello.init.p50_ms,
+            observed.init_vs_hello.map_or("–".to_owned(), |r| format!("{r:.2}")),
+            observed.cpu.p50_ms,
+            hello.cpu.p50_ms,
+            observed.cpu.p50_ms - hello.cpu.p50_ms,
+            observed.warm.p50_ms,
+            hello.warm.p50_ms,
+            observed.rss_growth_kb,
+            hello.rss_growth_kb,
+        )
     }
 
     /// The admin CLI's paragraph. SPEC §7 asks that the bench cover its start-up
@@ -314,6 +345,7 @@ impl Report {
         out.push_str(&format!(
             "\nTargets (SPEC §7): init ≤ {INIT_RATIO_TARGET}× hello (median over cold starts of init over the init of a hello start just before it; init CPU / wait: within init, the process on a CPU, and runnable but waiting for one); overhead ≤ {OVERHEAD_TARGET_MS} ms: p50 of each warm invocation's handler time minus its time in AWS calls (SDK call to result), as the function logs them († where it logs no timing: the stricter figure beside it); **with SDK**: from the event's hand-out to the response, minus the time its AWS calls were in flight at a proxy (so the SDK's serialising, signing and parsing, and the runtime's event and response handling, count as the function's); CPU: the function process's time on a CPU per invocation; run-queue wait: runnable but waiting for a CPU; peak RSS ≤ {RSS_TARGET_MB} MB; stripped arm64 binary ≤ {ARM64_SIZE_TARGET_MB} MB; one DynamoDB connection reused.\n"
         ));
+        out.push_str(&self.logging_markdown());
         out.push_str(&self.cli_markdown());
         out
     }
