@@ -307,30 +307,36 @@ fn finish(
             }
         }
     }
-    log_request(route, request_id, started, auth, limits, &response, refusal);
+    log_request(&ServedRequest { route, request_id, started, auth, limits, response: &response, refusal });
     response
+}
+
+/// A request as answered: what its log line and metrics document say.
+pub struct ServedRequest<'a> {
+    pub route: &'a Route,
+    /// The gateway's request id.
+    pub request_id: &'a str,
+    pub started: Instant,
+    pub auth: Option<&'a AuthContext>,
+    pub limits: Option<&'a LimitState>,
+    pub response: &'a Response<Body>,
+    /// The problem code of a refusal, and the scope it names if any.
+    pub refusal: Option<(&'static str, Option<&'static str>)>,
 }
 
 /// What every request leaves behind: one log line (ids, route, status) and its
 /// EMF document. Public for `make bench`, which times exactly this on its own.
-pub fn log_request(
-    route: &Route,
-    request_id: &str,
-    started: Instant,
-    auth: Option<&AuthContext>,
-    limits: Option<&LimitState>,
-    response: &Response<Body>,
-    refusal: Option<(&'static str, Option<&'static str>)>,
-) {
+pub fn log_request(served: &ServedRequest) {
+    let auth = served.auth;
     tracing::info!(
-        request_id,
-        route = %route.describe(),
+        request_id = served.request_id,
+        route = %served.route.describe(),
         tenant_id = auth.map(|a| a.tenant_id.as_str()),
         key_id = auth.map(|a| a.key_id.as_str()),
-        status = response.status().as_u16(),
+        status = served.response.status().as_u16(),
         "request"
     );
-    request_metrics(route, request_id, started, auth, limits, response, refusal).emit();
+    request_metrics(served).emit();
 }
 
 /// The scope a refusal names, for the `ScopeRefusals` metric.
@@ -348,15 +354,8 @@ static WARM: AtomicBool = AtomicBool::new(false);
 /// status class (with the latency's time in AWS calls as a property); refusals by reason (403 by scope, 429, 503 among them); idempotent
 /// replays; limits that could not be counted; the process's cold start. Ids are
 /// properties only.
-fn request_metrics(
-    route: &Route,
-    request_id: &str,
-    started: Instant,
-    auth: Option<&AuthContext>,
-    limits: Option<&LimitState>,
-    response: &Response<Body>,
-    refusal: Option<(&'static str, Option<&'static str>)>,
-) -> MetricsDoc {
+fn request_metrics(served: &ServedRequest) -> MetricsDoc {
+    let ServedRequest { route, request_id, started, auth, limits, response, refusal } = *served;
     let status = response.status();
     let described = route.describe();
     let status_class = format!("{}xx", status.as_u16() / 100);
@@ -401,12 +400,23 @@ mod tests {
         Response::builder().status(status).body(Body::Empty).unwrap()
     }
 
+    /// The document of a request without a key (the ids' properties are not under test here).
+    fn document(
+        route: &Route,
+        request_id: &str,
+        limits: Option<&LimitState>,
+        response: &Response<Body>,
+        refusal: Option<(&'static str, Option<&'static str>)>,
+    ) -> serde_json::Value {
+        let served =
+            ServedRequest { route, request_id, started: Instant::now(), auth: None, limits, response, refusal };
+        request_metrics(&served).to_json(1)
+    }
+
     // One test for every document: the process's cold-start flag is shared.
     #[tokio::test]
     async fn every_request_document_is_valid_emf_naming_route_status_class_and_reason() {
-        let started = Instant::now();
-        let ok =
-            request_metrics(&routes::GET_VEHICLE, "r1", started, None, None, &answer(StatusCode::OK), None).to_json(1);
+        let ok = document(&routes::GET_VEHICLE, "r1", None, &answer(StatusCode::OK), None);
         assert_eq!((crate::metrics::validate(&ok), crate::metrics::catalogued(&ok)), (Ok(()), Ok(())));
         assert_eq!(
             (&ok["function"], &ok["route"], &ok["status_class"]),
@@ -415,22 +425,20 @@ mod tests {
         assert_eq!(ok["Requests"], 1.0);
         let scope = Some(("insufficient_scope", Some("vehicles:write")));
         let forbidden = answer(StatusCode::FORBIDDEN);
-        let refused = request_metrics(&routes::CREATE_VEHICLE, "r2", started, None, None, &forbidden, scope).to_json(1);
+        let refused = document(&routes::CREATE_VEHICLE, "r2", None, &forbidden, scope);
         assert_eq!((crate::metrics::validate(&refused), crate::metrics::catalogued(&refused)), (Ok(()), Ok(())));
         assert_eq!(
             (&refused["reason"], &refused["scope"], &refused["status_class"]),
             (&"insufficient_scope".into(), &"vehicles:write".into(), &"4xx".into())
         );
         let open = LimitState { policies: Vec::new(), counted: false };
-        let uncounted =
-            request_metrics(&routes::WHOAMI, "r3", started, None, Some(&open), &answer(StatusCode::OK), None)
-                .to_json(1);
+        let uncounted = document(&routes::WHOAMI, "r3", Some(&open), &answer(StatusCode::OK), None);
         assert_eq!((crate::metrics::validate(&uncounted), crate::metrics::catalogued(&uncounted)), (Ok(()), Ok(())));
         assert_eq!(uncounted["LimitsUncounted"], 1.0);
         assert!(ok.get("IdempotentReplays").is_none());
         let mut replay = answer(StatusCode::CREATED);
         replay.headers_mut().insert(crate::idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
-        let replayed = request_metrics(&routes::CREATE_VEHICLE, "r4", started, None, None, &replay, None).to_json(1);
+        let replayed = document(&routes::CREATE_VEHICLE, "r4", None, &replay, None);
         assert_eq!((crate::metrics::validate(&replayed), crate::metrics::catalogued(&replayed)), (Ok(()), Ok(())));
         assert_eq!((&replayed["IdempotentReplays"], &replayed["route"]), (&1.0.into(), &"POST /vehicles".into()));
         // The process's first request was a cold start, and only that one.
@@ -440,7 +448,7 @@ mod tests {
         // A served request also says how long it waited on AWS calls.
         assert!(ok.get("aws_call_ms").is_none(), "outside a served request there is nothing to say");
         let served = crate::call_time::measured(async {
-            request_metrics(&routes::GET_VEHICLE, "r5", started, None, None, &answer(StatusCode::OK), None).to_json(1)
+            document(&routes::GET_VEHICLE, "r5", None, &answer(StatusCode::OK), None)
         })
         .await;
         assert_eq!(crate::metrics::validate(&served), Ok(()));

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use fleetgate_api::call_time::measured;
-use fleetgate_api::http::log_request;
+use fleetgate_api::http::{ServedRequest, log_request};
 use fleetgate_scopes::{AuthContext, Environment, Preset, TenantId, routes};
 use lambda_http::{Body, Response};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -33,7 +33,15 @@ async fn main() -> Result<(), Error> {
         measured(
             async {
                 let response = Response::builder().status(200).body(Body::Empty).expect("a response");
-                log_request(&routes::WHOAMI, &request_id, started, Some(auth), None, &response, None);
+                log_request(&ServedRequest {
+                    route: &routes::WHOAMI,
+                    request_id: &request_id,
+                    started,
+                    auth: Some(auth),
+                    limits: None,
+                    response: &response,
+                    refusal: None,
+                });
                 Ok::<Value, Error>(event.payload)
             }
             .instrument(tracing::info_span!("GET /me")),
