@@ -9,14 +9,16 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::report::{Stats, median};
-use crate::{Error, ProcessSchedstat, proc_status_kb};
+use crate::{Error, ProcessSchedstat, proc_status_kb, settle};
 
 /// One page of `list_tenants`, as the provisioner answers it.
 fn tenants_page() -> Value {
@@ -47,53 +49,27 @@ impl InvokeStub {
                 let arrived = arrived.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    let _ = answer(stream, &arrived).await;
+                    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                        let arrived = arrived.clone();
+                        async move {
+                            // The whole request in, then the harness's go-ahead.
+                            let _ = request.into_body().collect().await;
+                            let (go, went) = oneshot::channel();
+                            if arrived.send(Arrived { at: Instant::now(), answer: go }).is_ok() {
+                                let _ = went.await;
+                            }
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(tenants_page().to_string())))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
                 });
             }
         });
         Ok(InvokeStub { address, requests })
     }
-}
-
-async fn answer(mut stream: TcpStream, arrived: &mpsc::UnboundedSender<Arrived>) -> std::io::Result<()> {
-    // One request per connection is all a CLI command of one page sends.
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let body_start = loop {
-        let n = stream.read(&mut buffer).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        request.extend_from_slice(&buffer[..n]);
-        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while request.len() < body_start + length {
-        let n = stream.read(&mut buffer).await?;
-        if n == 0 {
-            break;
-        }
-        request.extend_from_slice(&buffer[..n]);
-    }
-    let (go, went) = oneshot::channel();
-    if arrived.send(Arrived { at: Instant::now(), answer: go }).is_err() {
-        return Ok(());
-    }
-    let _ = went.await;
-    let body = tenants_page().to_string();
-    let response = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 /// The CLI's figures over its runs.
@@ -138,7 +114,7 @@ where
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
     for _ in 0..runs {
         let hello = hello_init().await?;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
         let started = Instant::now();
         let output = command(&["--version"]).output().await?;
         let exited = started.elapsed();
@@ -148,7 +124,7 @@ where
         version.push(exited);
         version_ratios.push(exited.as_secs_f64() / hello.as_secs_f64());
 
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settle().await;
         let started = Instant::now();
         let mut child = command(&["--endpoint", &stub.address, "tenants", "list"]).spawn()?;
         let pid = child.id().ok_or("no pid")?;

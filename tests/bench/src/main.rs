@@ -939,9 +939,15 @@ impl ColdStarts {
     }
 }
 
-/// `cold_start` after a pause that lets the machine settle.
-async fn settled_cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) -> Result<ColdStart, Error> {
+/// A pause before a process start: the emulator finishes answering the previous
+/// process's call, the killed process is reaped.
+async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// `cold_start` after the machine has settled.
+async fn settled_cold_start(seed: &Seed, subject: &Subject, upstream: &str, n: usize) -> Result<ColdStart, Error> {
+    settle().await;
     cold_start(seed, subject, upstream, n).await
 }
 

@@ -88,7 +88,7 @@ impl CountingProxy {
                     let _ = outbound.set_nodelay(true);
                     let (client_read, client_write) = inbound.into_split();
                     let (server_read, server_write) = outbound.into_split();
-                    let connection = Arc::new(Connection::default());
+                    let connection = Connection::default();
                     let requests = async {
                         pump(client_read, server_write, &clock, |clock, now| {
                             connection.awaiting_answer.store(true, Ordering::SeqCst);
